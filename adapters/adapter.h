@@ -1,0 +1,100 @@
+/* ad_: the interface every upstream protocol implements.
+ *
+ * An adapter never does I/O and never knows the client's route. It turns the client's parsed
+ * Responses request into an upstream request body, then turns upstream response bytes into
+ * protocol-neutral events through ad_emit_t, which gateway/stream renders for the client.
+ *
+ * Event grammar an adapter must follow (gateway/stream asserts it):
+ *   begin                      once, at the first valid upstream event (commits the response)
+ *   item_add → (part_add → delta*)* → item_done     message / reasoning items
+ *   item_add → delta* → item_done                    function_call items (delta = arguments)
+ *   usage, custom_outputs, trace: any time
+ *   finish or fail             exactly once, last
+ * Function-call items may be open concurrently; message/reasoning items are closed before any
+ * later item is added. Any emit call may return < 0: the consumer is gone, stop feeding. */
+#ifndef AD_ADAPTER_H
+#define AD_ADAPTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gateway/arena.h"
+#include "gateway/buf.h"
+#include "gateway/config.h"
+#include "gateway/error.h"
+#include "gateway/json.h"
+#include "gateway/request.h"
+
+typedef enum { AD_ITEM_MESSAGE = 0, AD_ITEM_FUNCTION_CALL, AD_ITEM_REASONING } ad_item_kind_t;
+typedef enum { AD_PART_OUTPUT_TEXT = 0, AD_PART_REFUSAL, AD_PART_SUMMARY_TEXT } ad_part_kind_t;
+typedef enum { AD_STATUS_COMPLETED = 0, AD_STATUS_INCOMPLETE } ad_item_status_t;
+typedef enum { AD_FINISH_COMPLETED = 0, AD_FINISH_INCOMPLETE } ad_finish_t;
+
+typedef struct {
+    bool present;
+    int64_t input, output, total, cached, reasoning;
+} ad_usage_t;
+
+typedef struct {
+    ad_item_kind_t kind;
+    gw_str_t id;      /** empty: the renderer mints msg_/fc_/rs_ + 32 hex */
+    gw_str_t call_id; /** function_call: empty = mint call_ + 24 hex */
+    gw_str_t name;    /** function_call */
+} ad_item_t;
+
+typedef struct ad_emit {
+    void *ctx;
+    int (*begin)(void *ctx);
+    /** Returns the new item's output_index (>= 0), or < 0 when the consumer is gone. */
+    int (*item_add)(void *ctx, const ad_item_t *item);
+    int (*part_add)(void *ctx, int output_index, ad_part_kind_t kind);
+    /** Text for the item's open part, or arguments for a function call. */
+    int (*delta)(void *ctx, int output_index, gw_str_t text);
+    int (*item_done)(void *ctx, int output_index, ad_item_status_t status);
+    void (*usage)(void *ctx, const ad_usage_t *u);
+    /** Upstream-reported model name (for the table's upstream_model). */
+    void (*upstream_model)(void *ctx, gw_str_t model);
+    /** Raw JSON values passed through (Responses/MLflow upstreams). */
+    void (*custom_outputs)(void *ctx, const gw_json_t *v);
+    void (*trace)(void *ctx, const gw_json_t *v);
+    /** An upstream keepalive/comment: resets idle timers, forwarded as a client keepalive. */
+    void (*heartbeat)(void *ctx);
+    /** Normal end; incomplete_reason is "max_output_tokens"/"content_filter" for AD_FINISH_INCOMPLETE. */
+    int (*finish)(void *ctx, ad_finish_t how, const char *incomplete_reason);
+    /** Failure reported by the upstream inside a 2xx response. */
+    int (*fail)(void *ctx, const gw_error_t *err);
+} ad_emit_t;
+
+typedef struct ad_state ad_state_t; /* per-adapter opaque state, in the request arena */
+
+typedef struct ad_vtable {
+    const char *name; /** "chat_completions" / "responses" (table column `adapter`) */
+    /** Path appended to the upstream base URL, e.g. "/chat/completions". */
+    const char *(*path)(const gw_endpoint_cfg_t *ep);
+    /** Build the upstream request body into out. May reject the request (returns -1 + err). */
+    int (*encode_request)(const gw_request_t *req, const gw_endpoint_cfg_t *ep, bool databricks_route,
+                          gw_buf_t *out, gw_error_t *err);
+    /** New response state. Lives in arena a; events go to emit. */
+    ad_state_t *(*start)(gw_arena_t *a, const gw_endpoint_cfg_t *ep, const gw_limits_cfg_t *lim,
+                         const ad_emit_t *emit, gw_str_t content_type);
+    /** Upstream 2xx body bytes. Returns 0, or < 0 to stop (the adapter has emitted fail, or the
+     * consumer is gone). */
+    int (*feed)(ad_state_t *st, const char *data, size_t len);
+    /** Upstream body ended cleanly (EOF). Emits finish or fail. */
+    int (*finish)(ad_state_t *st);
+    /** Release non-arena resources. */
+    void (*dispose)(ad_state_t *st);
+} ad_vtable_t;
+
+extern const ad_vtable_t ad_chat_completions;
+
+/** The adapter for a configured kind, NULL if this build has none. */
+const ad_vtable_t *ad_for(gw_adapter_kind_t kind);
+
+/** Map a non-2xx upstream answer to a client error (PROTOCOL.md §6.3, §7.6): the message from
+ * error.message, message, detail, a string error, or the first 512 bytes of text. */
+void ad_error_from_http(gw_arena_t *a, long status, gw_str_t body, int retry_after, gw_error_t *err);
+/** Error message carried by an upstream JSON event, or NULL if the event is not an error. */
+const char *ad_error_message(gw_arena_t *a, const gw_json_t *ev, long *code_out);
+
+#endif

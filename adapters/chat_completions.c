@@ -1,0 +1,752 @@
+/* ChatCompletions upstream adapter (PROTOCOL.md §6, §7.1–§7.4, §8).
+ * Request: Responses → ChatCompletions messages. Response: SSE chunks (or one JSON completion)
+ * → neutral events. Tool calls are keyed by their upstream `index`; any number may interleave. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/adapter.h"
+#include "gateway/log.h"
+#include "gateway/sse.h"
+
+/* ---------------- request encoding ---------------- */
+
+static void put_num_param(gw_jgen_t *j, const char *key, const gw_json_t *req_val, gw_opt_num_t def)
+{
+    if (req_val) {
+        gw_jgen_kv_value(j, key, req_val);
+    } else if (def.has) {
+        gw_jgen_cstr(j, key);
+        gw_jgen_double(j, def.value);
+    }
+}
+
+static bool has_image(const gw_json_t *content)
+{
+    if (!gw_json_is(content, GW_JSON_ARRAY))
+        return false;
+    for (const gw_json_t *p = content->child; p; p = p->next)
+        if (gw_str_eq(gw_json_get_str(p, "type"), "input_image"))
+            return true;
+    return false;
+}
+
+/* User content with images keeps the part list; everything else is joined into one string. */
+static void put_content(gw_jgen_t *j, const gw_json_t *content, gw_buf_t *tmp)
+{
+    gw_jgen_cstr(j, "content");
+    if (has_image(content)) {
+        gw_jgen_array_open(j);
+        for (const gw_json_t *p = content->child; p; p = p->next) {
+            gw_str_t type = gw_json_get_str(p, "type");
+            gw_jgen_map_open(j);
+            if (gw_str_eq(type, "input_image")) {
+                gw_jgen_kv_cstr(j, "type", "image_url");
+                gw_jgen_cstr(j, "image_url");
+                gw_jgen_map_open(j);
+                gw_jgen_kv_str(j, "url", gw_json_get_str(p, "image_url"));
+                gw_str_t detail = gw_json_get_str(p, "detail");
+                if (detail.base)
+                    gw_jgen_kv_str(j, "detail", detail);
+                gw_jgen_map_close(j);
+            } else {
+                gw_jgen_kv_cstr(j, "type", "text");
+                gw_jgen_kv_str(j, "text", gw_json_get_str(p, "text"));
+            }
+            gw_jgen_map_close(j);
+        }
+        gw_jgen_array_close(j);
+        return;
+    }
+    gw_buf_reset(tmp);
+    gw_request_content_text(content, tmp);
+    gw_jgen_str(j, gw_buf_str(tmp));
+}
+
+static const char *role_name(gw_str_t role, const gw_endpoint_cfg_t *ep)
+{
+    if (gw_str_eq(role, "developer"))
+        return ep->developer_role ? "developer" : "system";
+    if (gw_str_eq(role, "assistant"))
+        return "assistant";
+    if (gw_str_eq(role, "system"))
+        return "system";
+    return "user";
+}
+
+static bool is_type(const gw_json_t *it, const char *t)
+{
+    return gw_str_eq(gw_json_get_str(it, "type"), t);
+}
+
+/* Next item that is not a reasoning item (reasoning is dropped, so it does not break a run). */
+static const gw_json_t *skip_reasoning(const gw_json_t *it)
+{
+    while (it && is_type(it, "reasoning"))
+        it = it->next;
+    return it;
+}
+
+/* Emit the tool_calls array for the run of function_call items starting at *it; advances *it. */
+static void put_tool_calls(gw_jgen_t *j, const gw_json_t **it)
+{
+    gw_jgen_cstr(j, "tool_calls");
+    gw_jgen_array_open(j);
+    const gw_json_t *c = skip_reasoning(*it);
+    while (c && is_type(c, "function_call")) {
+        gw_jgen_map_open(j);
+        gw_jgen_kv_str(j, "id", gw_json_get_str(c, "call_id"));
+        gw_jgen_kv_cstr(j, "type", "function");
+        gw_jgen_cstr(j, "function");
+        gw_jgen_map_open(j);
+        gw_jgen_kv_str(j, "name", gw_json_get_str(c, "name"));
+        gw_str_t args = gw_json_get_str(c, "arguments");
+        gw_jgen_kv_str(j, "arguments", args.len ? args : GW_STR_LIT("{}"));
+        gw_jgen_map_close(j);
+        gw_jgen_map_close(j);
+        *it = c;
+        c = skip_reasoning(c->next);
+    }
+    gw_jgen_array_close(j);
+}
+
+static void put_messages(gw_jgen_t *j, const gw_request_t *r, const gw_endpoint_cfg_t *ep)
+{
+    gw_buf_t tmp;
+    gw_buf_init(&tmp);
+    gw_jgen_cstr(j, "messages");
+    gw_jgen_array_open(j);
+    if (r->instructions) {
+        gw_jgen_map_open(j);
+        gw_jgen_kv_cstr(j, "role", ep->developer_role ? "developer" : "system");
+        gw_jgen_kv_str(j, "content", r->instructions->str);
+        gw_jgen_map_close(j);
+    }
+    if (r->input->type == GW_JSON_STRING) {
+        gw_jgen_map_open(j);
+        gw_jgen_kv_cstr(j, "role", "user");
+        gw_jgen_kv_str(j, "content", r->input->str);
+        gw_jgen_map_close(j);
+    } else {
+        for (const gw_json_t *it = r->input->child; it; it = it->next) {
+            if (is_type(it, "reasoning"))
+                continue;
+            if (is_type(it, "function_call")) {
+                gw_jgen_map_open(j);
+                gw_jgen_kv_cstr(j, "role", "assistant");
+                gw_jgen_cstr(j, "content");
+                gw_jgen_null(j);
+                put_tool_calls(j, &it);
+                gw_jgen_map_close(j);
+            } else if (is_type(it, "function_call_output")) {
+                gw_jgen_map_open(j);
+                gw_jgen_kv_cstr(j, "role", "tool");
+                gw_jgen_kv_str(j, "tool_call_id", gw_json_get_str(it, "call_id"));
+                gw_buf_reset(&tmp);
+                gw_request_content_text(gw_json_get(it, "output"), &tmp);
+                gw_jgen_kv_str(j, "content", gw_buf_str(&tmp));
+                gw_jgen_map_close(j);
+            } else {
+                gw_str_t role = gw_json_get_str(it, "role");
+                gw_jgen_map_open(j);
+                gw_jgen_kv_cstr(j, "role", role_name(role, ep));
+                put_content(j, gw_json_get(it, "content"), &tmp);
+                /* An assistant text directly followed by calls becomes one message (§7.1). */
+                const gw_json_t *next = skip_reasoning(it->next);
+                if (gw_str_eq(role, "assistant") && next && is_type(next, "function_call")) {
+                    it = next;
+                    put_tool_calls(j, &it);
+                }
+                gw_jgen_map_close(j);
+            }
+        }
+    }
+    gw_jgen_array_close(j);
+    gw_buf_dispose(&tmp);
+}
+
+static void put_tools(gw_jgen_t *j, const gw_request_t *r)
+{
+    gw_jgen_cstr(j, "tools");
+    gw_jgen_array_open(j);
+    for (const gw_json_t *t = r->tools->child; t; t = t->next) {
+        gw_jgen_map_open(j);
+        gw_jgen_kv_cstr(j, "type", "function");
+        gw_jgen_cstr(j, "function");
+        gw_jgen_map_open(j);
+        static const char *const keys[] = {"name", "description", "parameters", "strict", NULL};
+        for (const char *const *k = keys; *k; k++) {
+            const gw_json_t *v = gw_json_get(t, *k);
+            if (!gw_json_is_nullish(v))
+                gw_jgen_kv_value(j, *k, v);
+        }
+        gw_jgen_map_close(j);
+        gw_jgen_map_close(j);
+    }
+    gw_jgen_array_close(j);
+}
+
+static void put_response_format(gw_jgen_t *j, const gw_json_t *format)
+{
+    gw_str_t type = gw_json_get_str(format, "type");
+    if (gw_str_eq(type, "json_object")) {
+        gw_jgen_cstr(j, "response_format");
+        gw_jgen_map_open(j);
+        gw_jgen_kv_cstr(j, "type", "json_object");
+        gw_jgen_map_close(j);
+    } else if (gw_str_eq(type, "json_schema")) {
+        gw_jgen_cstr(j, "response_format");
+        gw_jgen_map_open(j);
+        gw_jgen_kv_cstr(j, "type", "json_schema");
+        gw_jgen_cstr(j, "json_schema");
+        gw_jgen_map_open(j);
+        static const char *const keys[] = {"name", "schema", "strict", "description", NULL};
+        for (const char *const *k = keys; *k; k++) {
+            const gw_json_t *v = gw_json_get(format, *k);
+            if (!gw_json_is_nullish(v))
+                gw_jgen_kv_value(j, *k, v);
+        }
+        gw_jgen_map_close(j);
+        gw_jgen_map_close(j);
+    }
+}
+
+static const char *cc_path(const gw_endpoint_cfg_t *ep)
+{
+    (void)ep;
+    return "/chat/completions";
+}
+
+static int cc_encode_request(const gw_request_t *r, const gw_endpoint_cfg_t *ep, bool databricks_route,
+                             gw_buf_t *out, gw_error_t *err)
+{
+    (void)databricks_route;
+    (void)err;
+    gw_jgen_t *j = gw_jgen_new(out);
+    gw_jgen_map_open(j);
+    gw_jgen_kv_cstr(j, "model", ep->model);
+    /* Always stream upstream, with usage; non-streaming clients get the aggregate (§6.1). */
+    gw_jgen_cstr(j, "stream");
+    gw_jgen_bool(j, true);
+    gw_jgen_cstr(j, "stream_options");
+    gw_jgen_map_open(j);
+    gw_jgen_cstr(j, "include_usage");
+    gw_jgen_bool(j, true);
+    gw_jgen_map_close(j);
+    put_messages(j, r, ep);
+    if (r->tools && r->tools->len) {
+        put_tools(j, r);
+        if (r->parallel_tool_calls)
+            gw_jgen_kv_value(j, "parallel_tool_calls", r->parallel_tool_calls);
+    }
+    if (r->tool_choice) {
+        gw_jgen_cstr(j, "tool_choice");
+        if (r->tool_choice->type == GW_JSON_STRING) {
+            gw_jgen_str(j, r->tool_choice->str);
+        } else {
+            gw_jgen_map_open(j);
+            gw_jgen_kv_cstr(j, "type", "function");
+            gw_jgen_cstr(j, "function");
+            gw_jgen_map_open(j);
+            gw_jgen_kv_str(j, "name", gw_json_get_str(r->tool_choice, "name"));
+            gw_jgen_map_close(j);
+            gw_jgen_map_close(j);
+        }
+    }
+    put_num_param(j, "temperature", r->temperature, ep->temperature);
+    put_num_param(j, "top_p", r->top_p, ep->top_p);
+    put_num_param(j, ep->max_tokens_field, r->max_output_tokens, ep->max_output_tokens);
+    if (r->text)
+        put_response_format(j, gw_json_get(r->text, "format"));
+    gw_str_t effort = gw_json_get_str(r->reasoning, "effort");
+    if (effort.base)
+        gw_jgen_kv_str(j, "reasoning_effort", effort);
+    if (r->user)
+        gw_jgen_kv_value(j, "user", r->user);
+    gw_jgen_map_close(j);
+    gw_jgen_free(j);
+    return 0;
+}
+
+/* ---------------- response decoding ---------------- */
+
+struct tool_call {
+    int64_t index;   /** upstream tool_calls[].index */
+    gw_buf_t id;     /** call_id (upstream id) */
+    gw_buf_t name;
+    gw_buf_t early;  /** arguments received before the call could be announced */
+    int oi;          /** output_index once announced, else -1 */
+    bool had_args;   /** any non-empty argument fragment forwarded */
+    bool closed;
+};
+
+struct ad_state {
+    const ad_emit_t *em;
+    gw_arena_t *scratch; /** one upstream event's JSON tree; reset per event */
+    gw_sse_parser_t *sse;
+    bool json_mode;      /** upstream answered application/json to a stream request */
+    gw_buf_t json_body;
+    size_t max_event;
+    bool begun, finished, done_seen, stopped, model_seen;
+    const char *finish_reason; /** "stop"/"length"/"content_filter" once the first finish_reason arrived */
+    int msg_oi;                /** open message item, -1 none */
+    ad_part_kind_t part;       /** kind of the message's open part */
+    bool part_open;
+    int rs_oi;                 /** open reasoning item, -1 none */
+    struct tool_call *calls;
+    size_t n_calls, cap_calls;
+};
+
+static int stop(ad_state_t *s, int rc)
+{
+    if (rc < 0)
+        s->stopped = true;
+    return rc;
+}
+
+static int fail_with(ad_state_t *s, gw_err_kind_t kind, const char *msg)
+{
+    gw_error_t e = {.kind = kind, .message = msg};
+    s->finished = true;
+    stop(s, -1);
+    s->em->fail(s->em->ctx, &e);
+    return -1;
+}
+
+static int begin(ad_state_t *s)
+{
+    if (s->begun)
+        return 0;
+    s->begun = true;
+    return stop(s, s->em->begin(s->em->ctx));
+}
+
+static int close_reasoning(ad_state_t *s, ad_item_status_t st)
+{
+    if (s->rs_oi < 0)
+        return 0;
+    int oi = s->rs_oi;
+    s->rs_oi = -1;
+    return stop(s, s->em->item_done(s->em->ctx, oi, st));
+}
+
+static int close_message(ad_state_t *s, ad_item_status_t st)
+{
+    if (s->msg_oi < 0)
+        return 0;
+    int oi = s->msg_oi;
+    s->msg_oi = -1;
+    s->part_open = false;
+    return stop(s, s->em->item_done(s->em->ctx, oi, st));
+}
+
+static int reasoning_delta(ad_state_t *s, gw_str_t text)
+{
+    if (close_message(s, AD_STATUS_COMPLETED) < 0)
+        return -1;
+    if (s->rs_oi < 0) {
+        ad_item_t it = {.kind = AD_ITEM_REASONING};
+        int oi = s->em->item_add(s->em->ctx, &it);
+        if (oi < 0)
+            return stop(s, -1);
+        s->rs_oi = oi;
+        if (stop(s, s->em->part_add(s->em->ctx, oi, AD_PART_SUMMARY_TEXT)) < 0)
+            return -1;
+    }
+    return stop(s, s->em->delta(s->em->ctx, s->rs_oi, text));
+}
+
+static int message_delta(ad_state_t *s, ad_part_kind_t kind, gw_str_t text)
+{
+    if (close_reasoning(s, AD_STATUS_COMPLETED) < 0)
+        return -1;
+    if (s->msg_oi < 0) {
+        ad_item_t it = {.kind = AD_ITEM_MESSAGE};
+        int oi = s->em->item_add(s->em->ctx, &it);
+        if (oi < 0)
+            return stop(s, -1);
+        s->msg_oi = oi;
+        s->part_open = false;
+    }
+    if (!s->part_open || s->part != kind) {
+        if (stop(s, s->em->part_add(s->em->ctx, s->msg_oi, kind)) < 0)
+            return -1;
+        s->part_open = true;
+        s->part = kind;
+    }
+    return stop(s, s->em->delta(s->em->ctx, s->msg_oi, text));
+}
+
+static struct tool_call *call_for(ad_state_t *s, int64_t index)
+{
+    for (size_t i = 0; i < s->n_calls; i++)
+        if (s->calls[i].index == index)
+            return &s->calls[i];
+    if (s->n_calls == s->cap_calls) {
+        s->cap_calls = s->cap_calls ? s->cap_calls * 2 : 4;
+        s->calls = gw_xrealloc(s->calls, s->cap_calls * sizeof(*s->calls));
+    }
+    struct tool_call *c = &s->calls[s->n_calls++];
+    memset(c, 0, sizeof(*c));
+    c->index = index;
+    c->oi = -1;
+    return c;
+}
+
+static int announce(ad_state_t *s, struct tool_call *c)
+{
+    if (close_reasoning(s, AD_STATUS_COMPLETED) < 0 || close_message(s, AD_STATUS_COMPLETED) < 0)
+        return -1;
+    ad_item_t it = {.kind = AD_ITEM_FUNCTION_CALL, .call_id = gw_buf_str(&c->id), .name = gw_buf_str(&c->name)};
+    int oi = s->em->item_add(s->em->ctx, &it);
+    if (oi < 0)
+        return stop(s, -1);
+    c->oi = oi;
+    if (c->early.len) {
+        c->had_args = true;
+        if (stop(s, s->em->delta(s->em->ctx, oi, gw_buf_str(&c->early))) < 0)
+            return -1;
+        gw_buf_dispose(&c->early);
+    }
+    return 0;
+}
+
+/* One tool_calls[] piece: merge by index, announce once id and name are known (§7.2 rule 5). */
+static int tool_piece(ad_state_t *s, const gw_json_t *piece, int64_t pos)
+{
+    int64_t index = pos;
+    gw_json_int64(gw_json_get(piece, "index"), &index);
+    struct tool_call *c = call_for(s, index);
+    if (c->closed)
+        return 0;
+    gw_str_t id = gw_json_get_str(piece, "id");
+    const gw_json_t *fn = gw_json_get(piece, "function");
+    gw_str_t name = gw_json_get_str(fn, "name");
+    if (id.len && !c->id.len)
+        gw_buf_append_str(&c->id, id);
+    if (name.len && !c->name.len)
+        gw_buf_append_str(&c->name, name);
+    const gw_json_t *args = gw_json_get(fn, "arguments");
+    gw_str_t frag = GW_STR_NULL;
+    gw_buf_t tmp;
+    gw_buf_init(&tmp);
+    if (gw_json_is(args, GW_JSON_STRING)) {
+        frag = args->str;
+    } else if (gw_json_is(args, GW_JSON_OBJECT)) {
+        /* Some servers send arguments as an object: serialise it. */
+        gw_jgen_t *j = gw_jgen_new(&tmp);
+        gw_jgen_value(j, args);
+        gw_jgen_free(j);
+        frag = gw_buf_str(&tmp);
+    }
+    int rc = 0;
+    if (c->oi < 0 && c->id.len && c->name.len)
+        rc = announce(s, c);
+    if (rc == 0 && frag.len) {
+        if (c->oi < 0) {
+            gw_buf_append_str(&c->early, frag);
+        } else {
+            c->had_args = true;
+            rc = stop(s, s->em->delta(s->em->ctx, c->oi, frag));
+        }
+    }
+    gw_buf_dispose(&tmp);
+    return rc;
+}
+
+static int close_calls(ad_state_t *s, ad_item_status_t st)
+{
+    /* Calls still lacking an id but named are announced now with a minted call_id. */
+    for (size_t i = 0; i < s->n_calls; i++) {
+        struct tool_call *c = &s->calls[i];
+        if (c->closed || c->oi >= 0)
+            continue;
+        if (!c->name.len) {
+            gw_log(GW_LOG_WARN, NULL, "event=tool_call_dropped reason=no_name index=%lld", (long long)c->index);
+            c->closed = true;
+            continue;
+        }
+        if (announce(s, c) < 0)
+            return -1;
+    }
+    /* Close in output_index order: calls were announced in that order, but sort to be sure. */
+    for (;;) {
+        struct tool_call *next = NULL;
+        for (size_t i = 0; i < s->n_calls; i++)
+            if (!s->calls[i].closed && s->calls[i].oi >= 0 && (!next || s->calls[i].oi < next->oi))
+                next = &s->calls[i];
+        if (!next)
+            return 0;
+        next->closed = true;
+        if (!next->had_args && stop(s, s->em->delta(s->em->ctx, next->oi, GW_STR_LIT("{}"))) < 0)
+            return -1;
+        if (stop(s, s->em->item_done(s->em->ctx, next->oi, st)) < 0)
+            return -1;
+    }
+}
+
+static int close_all(ad_state_t *s, ad_item_status_t st)
+{
+    if (close_reasoning(s, st) < 0 || close_message(s, st) < 0)
+        return -1;
+    return close_calls(s, st);
+}
+
+/* finish_reason → status (§7.3). */
+static int on_finish_reason(ad_state_t *s, gw_str_t fr, const gw_json_t *choice)
+{
+    if (gw_str_eq(fr, "error") || gw_str_eq(fr, "abort")) {
+        gw_str_t m = gw_json_get_str(choice, "message");
+        const char *msg = m.base ? gw_arena_strndup(s->scratch, m.base, m.len) : "upstream aborted the response";
+        return fail_with(s, GW_ERR_UPSTREAM, msg);
+    }
+    if (gw_str_eq(fr, "length"))
+        s->finish_reason = "length";
+    else if (gw_str_eq(fr, "content_filter"))
+        s->finish_reason = "content_filter";
+    else
+        s->finish_reason = "stop";
+    bool incomplete = s->finish_reason[0] != 's';
+    return close_all(s, incomplete ? AD_STATUS_INCOMPLETE : AD_STATUS_COMPLETED);
+}
+
+static void take_usage(ad_state_t *s, const gw_json_t *u)
+{
+    if (!gw_json_is(u, GW_JSON_OBJECT))
+        return;
+    ad_usage_t x = {.present = true};
+    gw_json_int64(gw_json_get(u, "prompt_tokens"), &x.input);
+    gw_json_int64(gw_json_get(u, "completion_tokens"), &x.output);
+    if (gw_json_int64(gw_json_get(u, "total_tokens"), &x.total) < 0)
+        x.total = x.input + x.output;
+    gw_json_int64(gw_json_get(gw_json_get(u, "prompt_tokens_details"), "cached_tokens"), &x.cached);
+    gw_json_int64(gw_json_get(gw_json_get(u, "completion_tokens_details"), "reasoning_tokens"), &x.reasoning);
+    s->em->usage(s->em->ctx, &x);
+}
+
+static gw_err_kind_t kind_for_code(long code)
+{
+    if (code == 429)
+        return GW_ERR_RATE_LIMIT;
+    if (code == 400 || code == 422)
+        return GW_ERR_UPSTREAM_BAD_REQUEST;
+    return GW_ERR_UPSTREAM;
+}
+
+/* Apply one choice's delta, then its finish_reason (§6.2). */
+static int on_choice(ad_state_t *s, const gw_json_t *choice)
+{
+    const gw_json_t *delta = gw_json_get(choice, "delta");
+    if (!delta)
+        delta = gw_json_get(choice, "message"); /* non-streaming completion */
+    if (s->finish_reason)
+        return 0; /* first finish_reason counts; later deltas are ignored */
+    gw_str_t r = gw_json_get_str(delta, "reasoning_content");
+    if (!r.len)
+        r = gw_json_get_str(delta, "reasoning");
+    if (r.len && reasoning_delta(s, r) < 0)
+        return -1;
+    gw_str_t c = gw_json_get_str(delta, "content");
+    if (c.len && message_delta(s, AD_PART_OUTPUT_TEXT, c) < 0)
+        return -1;
+    gw_str_t rf = gw_json_get_str(delta, "refusal");
+    if (rf.len && message_delta(s, AD_PART_REFUSAL, rf) < 0)
+        return -1;
+    const gw_json_t *tcs = gw_json_get(delta, "tool_calls");
+    if (gw_json_is(tcs, GW_JSON_ARRAY)) {
+        int64_t pos = 0;
+        for (const gw_json_t *p = tcs->child; p; p = p->next, pos++)
+            if (gw_json_is(p, GW_JSON_OBJECT) && tool_piece(s, p, pos) < 0)
+                return -1;
+    }
+    const gw_json_t *fc = gw_json_get(delta, "function_call"); /* legacy = tool call index 0 */
+    if (gw_json_is(fc, GW_JSON_OBJECT)) {
+        struct tool_call *call = call_for(s, 0);
+        gw_str_t name = gw_json_get_str(fc, "name");
+        if (name.len && !call->name.len)
+            gw_buf_append_str(&call->name, name);
+        gw_str_t args = gw_json_get_str(fc, "arguments");
+        if (call->oi >= 0 && args.len) {
+            call->had_args = true;
+            if (stop(s, s->em->delta(s->em->ctx, call->oi, args)) < 0)
+                return -1;
+        } else if (args.len) {
+            gw_buf_append_str(&call->early, args);
+        }
+    }
+    gw_str_t fr = gw_json_get_str(choice, "finish_reason");
+    if (fr.len)
+        return on_finish_reason(s, fr, choice);
+    return 0;
+}
+
+/* One upstream JSON event (a chunk, or the whole non-streaming completion). */
+static int on_json(ad_state_t *s, const gw_json_t *ev)
+{
+    long code;
+    const char *emsg = ad_error_message(s->scratch, ev, &code);
+    if (emsg)
+        return fail_with(s, kind_for_code(code), emsg);
+    if (ev->type != GW_JSON_OBJECT)
+        return fail_with(s, GW_ERR_UPSTREAM, "upstream sent a stream event that is not a JSON object");
+    if (begin(s) < 0)
+        return -1;
+    gw_str_t model = gw_json_get_str(ev, "model");
+    if (model.len && !s->model_seen) {
+        s->model_seen = true;
+        s->em->upstream_model(s->em->ctx, model);
+    }
+    const gw_json_t *choices = gw_json_get(ev, "choices");
+    if (gw_json_is(choices, GW_JSON_ARRAY)) {
+        for (const gw_json_t *ch = choices->child; ch; ch = ch->next) {
+            int64_t idx = 0;
+            if (gw_json_int64(gw_json_get(ch, "index"), &idx) == 0 && idx != 0)
+                continue; /* only choice 0 is used */
+            if (on_choice(s, ch) < 0)
+                return -1;
+            break;
+        }
+    }
+    take_usage(s, gw_json_get(ev, "usage"));
+    return 0;
+}
+
+static int end_stream(ad_state_t *s)
+{
+    if (s->finished)
+        return 0;
+    if (!s->finish_reason) {
+        /* [DONE] without finish_reason: completed, with a warning (§7.3). */
+        gw_log(GW_LOG_WARN, NULL, "event=upstream_no_finish_reason");
+        if (close_all(s, AD_STATUS_COMPLETED) < 0)
+            return -1;
+        s->finish_reason = "stop";
+    }
+    s->finished = true;
+    bool incomplete = s->finish_reason[0] != 's';
+    return stop(s, s->em->finish(s->em->ctx, incomplete ? AD_FINISH_INCOMPLETE : AD_FINISH_COMPLETED,
+                                 !incomplete                         ? NULL
+                                 : s->finish_reason[0] == 'l'        ? "max_output_tokens"
+                                                                     : "content_filter"));
+}
+
+static int on_sse_event(void *ud, gw_str_t event, gw_str_t data)
+{
+    ad_state_t *s = ud;
+    if (s->done_seen || s->finished)
+        return 0; /* data after [DONE] is ignored */
+    gw_arena_reset(s->scratch);
+    gw_json_t *ev = NULL;
+    const char *perr = NULL;
+    if (gw_str_eq(event, "error")) {
+        /* llama.cpp `error:` field or `event: error`. */
+        long code = 0;
+        const char *msg = NULL;
+        if (gw_json_parse(s->scratch, data.base, data.len, &ev, NULL) == 0) {
+            msg = ad_error_message(s->scratch, ev, &code);
+            if (!msg) {
+                gw_str_t m = gw_json_get_str(ev, "message");
+                if (m.base)
+                    msg = gw_arena_strndup(s->scratch, m.base, m.len);
+                int64_t c;
+                if (gw_json_int64(gw_json_get(ev, "code"), &c) == 0)
+                    code = (long)c;
+            }
+        }
+        if (!msg)
+            msg = data.len ? gw_arena_strndup(s->scratch, data.base, data.len < 512 ? data.len : 512)
+                           : "upstream sent an error event";
+        return fail_with(s, kind_for_code(code), msg);
+    }
+    if (gw_str_eq(data, "[DONE]")) {
+        s->done_seen = true;
+        return end_stream(s);
+    }
+    if (gw_json_parse(s->scratch, data.base, data.len, &ev, &perr) < 0)
+        return fail_with(s, GW_ERR_UPSTREAM, "upstream sent invalid JSON in its stream");
+    return on_json(s, ev);
+}
+
+static void on_sse_comment(void *ud, gw_str_t text)
+{
+    (void)text;
+    ad_state_t *s = ud;
+    s->em->heartbeat(s->em->ctx);
+}
+
+static ad_state_t *cc_start(gw_arena_t *a, const gw_endpoint_cfg_t *ep, const gw_limits_cfg_t *lim,
+                            const ad_emit_t *emit, gw_str_t content_type)
+{
+    (void)ep;
+    ad_state_t *s = gw_arena_calloc(a, sizeof(*s));
+    s->em = emit;
+    s->scratch = gw_arena_new();
+    s->max_event = lim->max_event_bytes;
+    s->msg_oi = s->rs_oi = -1;
+    /* A 2xx JSON answer to a stream request is a whole completion (§8). */
+    s->json_mode = gw_str_has_prefix(content_type, "application/json");
+    if (!s->json_mode)
+        s->sse = gw_sse_parser_new(lim->max_event_bytes, on_sse_event, on_sse_comment, s);
+    return s;
+}
+
+static int cc_feed(ad_state_t *s, const char *data, size_t len)
+{
+    if (s->stopped || s->finished)
+        return s->stopped ? -1 : 0;
+    if (s->json_mode) {
+        if (s->json_body.len + len > s->max_event)
+            return fail_with(s, GW_ERR_UPSTREAM, "upstream JSON answer exceeds the event size limit");
+        gw_buf_append(&s->json_body, data, len);
+        return 0;
+    }
+    int rc = gw_sse_parser_feed(s->sse, data, len);
+    if (rc == GW_SSE_E_TOO_LARGE)
+        return fail_with(s, GW_ERR_UPSTREAM, "upstream stream event exceeds the size limit");
+    return rc < 0 ? -1 : 0;
+}
+
+static int cc_finish(ad_state_t *s)
+{
+    if (s->stopped)
+        return -1;
+    if (s->finished)
+        return 0;
+    if (s->json_mode) {
+        gw_arena_reset(s->scratch);
+        gw_json_t *ev;
+        if (gw_json_parse(s->scratch, s->json_body.base ? s->json_body.base : "", s->json_body.len, &ev, NULL) < 0)
+            return fail_with(s, GW_ERR_UPSTREAM, "upstream sent an invalid JSON answer");
+        if (on_json(s, ev) < 0)
+            return -1;
+        return end_stream(s);
+    }
+    if (s->finish_reason)
+        return end_stream(s); /* EOF after finish_reason without [DONE]: normal end (§7.3) */
+    return fail_with(s, GW_ERR_UPSTREAM, "upstream stream ended prematurely");
+}
+
+static void cc_dispose(ad_state_t *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_calls; i++) {
+        gw_buf_dispose(&s->calls[i].id);
+        gw_buf_dispose(&s->calls[i].name);
+        gw_buf_dispose(&s->calls[i].early);
+    }
+    free(s->calls);
+    gw_buf_dispose(&s->json_body);
+    gw_sse_parser_free(s->sse);
+    gw_arena_free(s->scratch);
+}
+
+const ad_vtable_t ad_chat_completions = {
+    .name = "chat_completions",
+    .path = cc_path,
+    .encode_request = cc_encode_request,
+    .start = cc_start,
+    .feed = cc_feed,
+    .finish = cc_finish,
+    .dispose = cc_dispose,
+};

@@ -1,0 +1,420 @@
+#include "gateway/config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/json.h"
+
+/* Validation walks the tree with a path string for messages; the first error wins. */
+struct vctx {
+    gw_arena_t *a;
+    char *err;
+    size_t errlen;
+    bool failed;
+};
+
+static void fail(struct vctx *v, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(struct vctx *v, const char *path, const char *fmt, ...)
+{
+    if (v->failed)
+        return;
+    v->failed = true;
+    int n = snprintf(v->err, v->errlen, "config: %s: ", path);
+    if (n < 0 || (size_t)n >= v->errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->err + n, v->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+static const char *join(struct vctx *v, const char *path, const char *key)
+{
+    size_t n = strlen(path) + strlen(key) + 2;
+    char *p = gw_arena_alloc(v->a, n);
+    snprintf(p, n, "%s%s%s", path, *path ? "." : "", key);
+    return p;
+}
+
+static const char *index_path(struct vctx *v, const char *path, size_t i)
+{
+    size_t n = strlen(path) + 24;
+    char *p = gw_arena_alloc(v->a, n);
+    snprintf(p, n, "%s[%zu]", path, i);
+    return p;
+}
+
+/* Reject keys that are not in the allowed list, naming the first unknown one. */
+static void check_keys(struct vctx *v, const gw_json_t *obj, const char *path, const char *const *allowed)
+{
+    for (const gw_json_t *m = obj->child; m; m = m->next) {
+        bool ok = false;
+        for (const char *const *k = allowed; *k; k++)
+            if (gw_str_eq(m->key, *k))
+                ok = true;
+        if (!ok) {
+            char *key = gw_arena_strndup(v->a, m->key.base, m->key.len);
+            fail(v, join(v, path, key), "unknown key");
+            return;
+        }
+    }
+}
+
+static const char *get_string(struct vctx *v, const gw_json_t *obj, const char *path, const char *key,
+                              bool required, const char *def)
+{
+    const gw_json_t *x = gw_json_get(obj, key);
+    if (!x) {
+        if (required)
+            fail(v, join(v, path, key), "required key missing");
+        return def;
+    }
+    if (x->type != GW_JSON_STRING) {
+        fail(v, join(v, path, key), "must be a string");
+        return def;
+    }
+    if (memchr(x->str.base, '\0', x->str.len)) {
+        fail(v, join(v, path, key), "must not contain NUL");
+        return def;
+    }
+    return gw_arena_strndup(v->a, x->str.base, x->str.len);
+}
+
+static double get_number(struct vctx *v, const gw_json_t *obj, const char *path, const char *key, double def,
+                         double min, double max, bool *present)
+{
+    const gw_json_t *x = gw_json_get(obj, key);
+    if (present)
+        *present = x != NULL;
+    if (!x)
+        return def;
+    double d;
+    if (gw_json_double(x, &d) < 0) {
+        fail(v, join(v, path, key), "must be a number");
+        return def;
+    }
+    if (d < min || d > max) {
+        fail(v, join(v, path, key), "must be between %g and %g", min, max);
+        return def;
+    }
+    return d;
+}
+
+static int get_int(struct vctx *v, const gw_json_t *obj, const char *path, const char *key, int def, int min,
+                   int max)
+{
+    double d = get_number(v, obj, path, key, def, min, max, NULL);
+    if (d != (double)(int)d)
+        fail(v, join(v, path, key), "must be an integer");
+    return (int)d;
+}
+
+static bool get_bool(struct vctx *v, const gw_json_t *obj, const char *path, const char *key, bool def)
+{
+    const gw_json_t *x = gw_json_get(obj, key);
+    if (!x)
+        return def;
+    if (x->type != GW_JSON_BOOL) {
+        fail(v, join(v, path, key), "must be true or false");
+        return def;
+    }
+    return x->boolean;
+}
+
+static const gw_json_t *get_typed(struct vctx *v, const gw_json_t *obj, const char *path, const char *key,
+                                  gw_json_type_t t, bool required)
+{
+    const gw_json_t *x = gw_json_get(obj, key);
+    if (!x) {
+        if (required)
+            fail(v, join(v, path, key), "required key missing");
+        return NULL;
+    }
+    if (x->type != t) {
+        fail(v, join(v, path, key), t == GW_JSON_OBJECT ? "must be an object" : "must be an array");
+        return NULL;
+    }
+    return x;
+}
+
+static void parse_upstream(struct vctx *v, const gw_json_t *o, const char *path, gw_upstream_cfg_t *u)
+{
+    static const char *const keys[] = {"url", "api_key_env", "weight", NULL};
+    if (o->type != GW_JSON_OBJECT) {
+        fail(v, path, "must be an object");
+        return;
+    }
+    check_keys(v, o, path, keys);
+    u->url = get_string(v, o, path, "url", true, NULL);
+    if (u->url) {
+        if (strncmp(u->url, "http://", 7) != 0 && strncmp(u->url, "https://", 8) != 0)
+            fail(v, join(v, path, "url"), "must start with http:// or https://");
+        size_t n = strlen(u->url);
+        while (n > 0 && u->url[n - 1] == '/')
+            ((char *)u->url)[--n] = '\0';
+    }
+    u->api_key_env = get_string(v, o, path, "api_key_env", false, NULL);
+    u->api_key = NULL;
+    if (u->api_key_env) {
+        const char *val = getenv(u->api_key_env);
+        if (val && *val)
+            u->api_key = gw_arena_strndup(v->a, val, strlen(val));
+    }
+    u->weight = get_int(v, o, path, "weight", 1, 1, 1000);
+}
+
+static bool valid_name(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '-' ||
+              *s == '_' || *s == '.'))
+            return false;
+    return true;
+}
+
+static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e)
+{
+    static const char *const keys[] = {"name",    "adapter", "flavor",   "upstreams",        "model",
+                                       "params",  "developer_role",      "max_tokens_field", "timeouts",
+                                       "sampling_rate",      NULL};
+    if (o->type != GW_JSON_OBJECT) {
+        fail(v, path, "must be an object");
+        return;
+    }
+    check_keys(v, o, path, keys);
+    e->name = get_string(v, o, path, "name", true, "");
+    if (e->name && !v->failed && !valid_name(e->name))
+        fail(v, join(v, path, "name"), "must be non-empty [A-Za-z0-9._-]");
+    const char *ad = get_string(v, o, path, "adapter", false, "chat_completions");
+    if (strcmp(ad, "chat_completions") == 0)
+        e->adapter = GW_ADAPTER_CHAT_COMPLETIONS;
+    else if (strcmp(ad, "responses") == 0)
+        e->adapter = GW_ADAPTER_RESPONSES;
+    else
+        fail(v, join(v, path, "adapter"), "must be \"chat_completions\" or \"responses\"");
+    const char *fl = get_string(v, o, path, "flavor", false, "openai");
+    if (strcmp(fl, "openai") == 0)
+        e->flavor = GW_FLAVOR_OPENAI;
+    else if (strcmp(fl, "mlflow") == 0)
+        e->flavor = GW_FLAVOR_MLFLOW;
+    else
+        fail(v, join(v, path, "flavor"), "must be \"openai\" or \"mlflow\"");
+    e->model = get_string(v, o, path, "model", false, e->name);
+    e->max_tokens_field = get_string(v, o, path, "max_tokens_field", false, "max_tokens");
+    if (strcmp(e->max_tokens_field, "max_tokens") != 0 && strcmp(e->max_tokens_field, "max_completion_tokens") != 0)
+        fail(v, join(v, path, "max_tokens_field"), "must be \"max_tokens\" or \"max_completion_tokens\"");
+    e->developer_role = get_bool(v, o, path, "developer_role", false);
+    e->sampling_rate = get_number(v, o, path, "sampling_rate", 1.0, 0.0, 1.0, NULL);
+    if (e->sampling_rate <= 0.0)
+        fail(v, join(v, path, "sampling_rate"), "must be in (0, 1]");
+
+    const gw_json_t *ups = get_typed(v, o, path, "upstreams", GW_JSON_ARRAY, true);
+    const char *upath = join(v, path, "upstreams");
+    if (ups && ups->len == 0)
+        fail(v, upath, "must list at least one upstream");
+    if (ups && !v->failed) {
+        e->n_upstreams = ups->len;
+        e->upstreams = gw_arena_calloc(v->a, sizeof(*e->upstreams) * ups->len);
+        size_t i = 0;
+        for (const gw_json_t *u = ups->child; u; u = u->next, i++)
+            parse_upstream(v, u, index_path(v, upath, i), &e->upstreams[i]);
+    }
+
+    const gw_json_t *p = get_typed(v, o, path, "params", GW_JSON_OBJECT, false);
+    if (p) {
+        static const char *const pkeys[] = {"temperature", "top_p", "max_output_tokens", NULL};
+        const char *pp = join(v, path, "params");
+        check_keys(v, p, pp, pkeys);
+        e->temperature.value = get_number(v, p, pp, "temperature", 0, 0, 2, &e->temperature.has);
+        e->top_p.value = get_number(v, p, pp, "top_p", 0, 0, 1, &e->top_p.has);
+        e->max_output_tokens.value =
+            get_number(v, p, pp, "max_output_tokens", 0, 1, 1e9, &e->max_output_tokens.has);
+    }
+
+    e->connect_timeout_ms = 5000;
+    e->first_event_timeout_ms = 10000;
+    e->idle_timeout_ms = 60000;
+    e->total_timeout_ms = 297000;
+    const gw_json_t *t = get_typed(v, o, path, "timeouts", GW_JSON_OBJECT, false);
+    if (t) {
+        static const char *const tkeys[] = {"connect_ms", "first_event_ms", "idle_ms", "total_ms", NULL};
+        const char *tp = join(v, path, "timeouts");
+        check_keys(v, t, tp, tkeys);
+        e->connect_timeout_ms = get_int(v, t, tp, "connect_ms", e->connect_timeout_ms, 1, 600000);
+        e->first_event_timeout_ms = get_int(v, t, tp, "first_event_ms", e->first_event_timeout_ms, 1, 3600000);
+        e->idle_timeout_ms = get_int(v, t, tp, "idle_ms", e->idle_timeout_ms, 1, 3600000);
+        e->total_timeout_ms = get_int(v, t, tp, "total_ms", e->total_timeout_ms, 1, 86400000);
+    }
+}
+
+static void parse_listen(struct vctx *v, gw_config_t *c, const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s) {
+        fail(v, "listen", "must be \"host:port\"");
+        return;
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535 || colon[1] == '\0') {
+        fail(v, "listen", "port must be 0..65535");
+        return;
+    }
+    c->listen_host = gw_arena_strndup(v->a, s, (size_t)(colon - s));
+    c->listen_port = (int)port;
+}
+
+static void version_hash(const char *s, size_t n, char out[17])
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a 64 */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t errlen)
+{
+    gw_arena_t *a = gw_arena_new();
+    struct vctx v = {.a = a, .err = err, .errlen = errlen};
+    gw_config_t *c = gw_arena_calloc(a, sizeof(*c));
+    c->arena = a;
+    gw_json_t *root;
+    const char *perr = NULL;
+    if (gw_json_parse(a, json, len, &root, &perr) < 0) {
+        snprintf(err, errlen, "config: invalid JSON: %s", perr ? perr : "parse error");
+        goto fail;
+    }
+    if (root->type != GW_JSON_OBJECT) {
+        fail(&v, "(top level)", "must be an object");
+        goto fail;
+    }
+    static const char *const keys[] = {"listen", "log_level", "endpoints", "tables", "limits", NULL};
+    check_keys(&v, root, "", keys);
+    parse_listen(&v, c, get_string(&v, root, "", "listen", false, "127.0.0.1:8080"));
+    c->log_level = get_string(&v, root, "", "log_level", false, "info");
+    if (strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") && strcmp(c->log_level, "warn") &&
+        strcmp(c->log_level, "error"))
+        fail(&v, "log_level", "must be debug, info, warn or error");
+
+    const gw_json_t *eps = get_typed(&v, root, "", "endpoints", GW_JSON_ARRAY, true);
+    if (eps && eps->len == 0)
+        fail(&v, "endpoints", "must list at least one endpoint");
+    if (eps && !v.failed) {
+        c->n_endpoints = eps->len;
+        c->endpoints = gw_arena_calloc(a, sizeof(*c->endpoints) * eps->len);
+        size_t i = 0;
+        for (const gw_json_t *e = eps->child; e; e = e->next, i++)
+            parse_endpoint(&v, e, index_path(&v, "endpoints", i), &c->endpoints[i]);
+        for (size_t x = 0; x < c->n_endpoints && !v.failed; x++)
+            for (size_t y = x + 1; y < c->n_endpoints; y++)
+                if (strcmp(c->endpoints[x].name, c->endpoints[y].name) == 0)
+                    fail(&v, index_path(&v, "endpoints", y), "duplicate endpoint name \"%s\"",
+                         c->endpoints[y].name);
+    }
+
+    c->tables.sink = GW_SINK_NONE;
+    c->tables.flush_ms = 1000;
+    c->tables.max_logged_request_bytes = 1048576;
+    c->tables.max_logged_response_bytes = 1048576;
+    c->tables.max_queue_bytes = 64u << 20;
+    const gw_json_t *t = get_typed(&v, root, "", "tables", GW_JSON_OBJECT, false);
+    if (t) {
+        static const char *const tkeys[] = {"sink",
+                                            "dir",
+                                            "flush_ms",
+                                            "max_logged_request_bytes",
+                                            "max_logged_response_bytes",
+                                            "max_queue_bytes",
+                                            NULL};
+        check_keys(&v, t, "tables", tkeys);
+        const char *sink = get_string(&v, t, "tables", "sink", true, "none");
+        if (strcmp(sink, "jsonl") == 0)
+            c->tables.sink = GW_SINK_JSONL;
+        else if (strcmp(sink, "none") != 0)
+            fail(&v, "tables.sink", "must be \"jsonl\" or \"none\"");
+        c->tables.dir = get_string(&v, t, "tables", "dir", c->tables.sink == GW_SINK_JSONL, NULL);
+        c->tables.flush_ms = get_int(&v, t, "tables", "flush_ms", 1000, 1, 600000);
+        c->tables.max_logged_request_bytes =
+            (size_t)get_number(&v, t, "tables", "max_logged_request_bytes", 1048576, 0, 10485760, NULL);
+        c->tables.max_logged_response_bytes =
+            (size_t)get_number(&v, t, "tables", "max_logged_response_bytes", 1048576, 0, 10485760, NULL);
+        c->tables.max_queue_bytes =
+            (size_t)get_number(&v, t, "tables", "max_queue_bytes", 64 << 20, 1 << 16, 4e9, NULL);
+    }
+
+    c->limits.max_body_bytes = 4u << 20;
+    c->limits.max_header_bytes = 16384;
+    c->limits.max_connections = 4096;
+    c->limits.header_timeout_ms = 30000;
+    c->limits.keepalive_timeout_ms = 60000;
+    c->limits.sse_keepalive_ms = 15000;
+    c->limits.max_event_bytes = 1u << 20;
+    const gw_json_t *l = get_typed(&v, root, "", "limits", GW_JSON_OBJECT, false);
+    if (l) {
+        static const char *const lkeys[] = {"max_body_bytes",   "max_header_bytes",     "max_connections",
+                                            "header_timeout_ms", "keepalive_timeout_ms", "sse_keepalive_ms",
+                                            "max_event_bytes",  NULL};
+        check_keys(&v, l, "limits", lkeys);
+        c->limits.max_body_bytes = (size_t)get_number(&v, l, "limits", "max_body_bytes", 4 << 20, 1, 1 << 30, NULL);
+        c->limits.max_header_bytes =
+            (size_t)get_number(&v, l, "limits", "max_header_bytes", 16384, 256, 1 << 20, NULL);
+        c->limits.max_connections = get_int(&v, l, "limits", "max_connections", 4096, 1, 1000000);
+        c->limits.header_timeout_ms = get_int(&v, l, "limits", "header_timeout_ms", 30000, 1, 3600000);
+        c->limits.keepalive_timeout_ms = get_int(&v, l, "limits", "keepalive_timeout_ms", 60000, 1, 3600000);
+        c->limits.sse_keepalive_ms = get_int(&v, l, "limits", "sse_keepalive_ms", 15000, 1, 3600000);
+        c->limits.max_event_bytes =
+            (size_t)get_number(&v, l, "limits", "max_event_bytes", 1 << 20, 1024, 1 << 30, NULL);
+    }
+    if (v.failed)
+        goto fail;
+    version_hash(json, len, c->version);
+    return c;
+fail:
+    gw_arena_free(a);
+    return NULL;
+}
+
+gw_config_t *gw_config_load(const char *path, char *err, size_t errlen)
+{
+    /* Runs before the loop starts (and on reload from a signal-driven callback), so plain stdio. */
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "config: cannot open %s", path);
+        return NULL;
+    }
+    gw_buf_t b;
+    gw_buf_init(&b);
+    char tmp[8192];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+        gw_buf_append(&b, tmp, n);
+    bool bad = ferror(f);
+    fclose(f);
+    gw_config_t *c = NULL;
+    if (bad)
+        snprintf(err, errlen, "config: cannot read %s", path);
+    else
+        c = gw_config_parse(b.base ? b.base : "", b.len, err, errlen);
+    gw_buf_dispose(&b);
+    return c;
+}
+
+void gw_config_free(gw_config_t *c)
+{
+    if (c)
+        gw_arena_free(c->arena);
+}
+
+const gw_endpoint_cfg_t *gw_config_endpoint(const gw_config_t *c, const char *name, size_t name_len)
+{
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        if (strlen(c->endpoints[i].name) == name_len && memcmp(c->endpoints[i].name, name, name_len) == 0)
+            return &c->endpoints[i];
+    return NULL;
+}

@@ -1,0 +1,85 @@
+/* gw_config: the JSON configuration file, validated into an immutable struct.
+ * Every key is checked: an unknown key, a wrong type or a missing required key is an error that
+ * names the key by its path (e.g. `endpoints[0].upstreams[0].url`). */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway/arena.h"
+
+typedef enum { GW_ADAPTER_CHAT_COMPLETIONS = 0, GW_ADAPTER_RESPONSES } gw_adapter_kind_t;
+typedef enum { GW_FLAVOR_OPENAI = 0, GW_FLAVOR_MLFLOW } gw_flavor_t;
+
+typedef struct {
+    const char *url;     /** base URL as OpenAI clients take it, without trailing slash */
+    const char *api_key; /** resolved from api_key_env at load time; NULL = none */
+    const char *api_key_env;
+    int weight;          /** >= 1 */
+} gw_upstream_cfg_t;
+
+/** Optional numeric default; has == false means "not configured". */
+typedef struct {
+    bool has;
+    double value;
+} gw_opt_num_t;
+
+typedef struct {
+    const char *name;
+    gw_adapter_kind_t adapter;
+    gw_flavor_t flavor;           /** responses adapter only */
+    const char *model;            /** sent upstream; defaults to name */
+    gw_upstream_cfg_t *upstreams; /** n_upstreams >= 1 */
+    size_t n_upstreams;
+    gw_opt_num_t temperature, top_p, max_output_tokens;
+    const char *max_tokens_field; /** "max_tokens" (default) or "max_completion_tokens" */
+    bool developer_role;          /** send developer messages as developer (else system) */
+    int connect_timeout_ms;       /** default 5000 */
+    int first_event_timeout_ms;   /** commit timeout: dispatch to first upstream event, default 10000 */
+    int idle_timeout_ms;          /** between upstream bytes, default 60000 */
+    int total_timeout_ms;         /** whole upstream attempt, default 297000 */
+    double sampling_rate;         /** payload table, (0,1], default 1 */
+} gw_endpoint_cfg_t;
+
+typedef enum { GW_SINK_NONE = 0, GW_SINK_JSONL } gw_sink_kind_t;
+
+typedef struct {
+    gw_sink_kind_t sink;
+    const char *dir;
+    int flush_ms;                    /** default 1000 */
+    size_t max_logged_request_bytes; /** default 1 MiB */
+    size_t max_logged_response_bytes;
+    size_t max_queue_bytes;          /** records waiting for the writer, default 64 MiB */
+} gw_tables_cfg_t;
+
+typedef struct {
+    size_t max_body_bytes;    /** default 4 MiB */
+    size_t max_header_bytes;  /** default 16 KiB */
+    int max_connections;      /** default 4096 */
+    int header_timeout_ms;    /** request fully received within, default 30000 */
+    int keepalive_timeout_ms; /** idle keep-alive connection, default 60000 */
+    int sse_keepalive_ms;     /** comment to the client after this idle time, default 15000 */
+    size_t max_event_bytes;   /** one upstream SSE event, default 1 MiB */
+} gw_limits_cfg_t;
+
+typedef struct gw_config {
+    gw_arena_t *arena; /** owns everything below */
+    const char *listen_host;
+    int listen_port;
+    const char *log_level;
+    gw_endpoint_cfg_t *endpoints;
+    size_t n_endpoints;
+    gw_tables_cfg_t tables;
+    gw_limits_cfg_t limits;
+    char version[17]; /** hash of the file bytes, hex */
+} gw_config_t;
+
+/** Parse and validate. On error returns NULL and writes a one-line message into err. */
+gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t errlen);
+gw_config_t *gw_config_load(const char *path, char *err, size_t errlen);
+void gw_config_free(gw_config_t *c);
+const gw_endpoint_cfg_t *gw_config_endpoint(const gw_config_t *c, const char *name, size_t name_len);
+
+#endif

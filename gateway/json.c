@@ -1,0 +1,504 @@
+#include "gateway/json.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_parse.h>
+
+/* ---- parsing: yajl callbacks append nodes to the current container ---- */
+
+struct pctx {
+    gw_arena_t *a;
+    gw_json_t *root, *cur; /** cur = innermost open container */
+    gw_str_t key;          /** pending member name */
+    int depth;
+    const char *err;
+};
+
+/* yajl's own allocations go to the arena too: no malloc per parsed event. */
+static void *ar_malloc(void *ctx, size_t n)
+{
+    /* Prefix each block with its size so realloc can copy. */
+    size_t *p = gw_arena_alloc(ctx, n + 16);
+    *p = n;
+    return (char *)p + 16;
+}
+static void ar_free(void *ctx, void *p)
+{
+    (void)ctx;
+    (void)p;
+}
+static void *ar_realloc(void *ctx, void *p, size_t n)
+{
+    if (!p)
+        return ar_malloc(ctx, n);
+    size_t old = *(size_t *)((char *)p - 16);
+    if (n <= old)
+        return p;
+    void *q = ar_malloc(ctx, n);
+    memcpy(q, p, old);
+    return q;
+}
+
+static gw_json_t *add(struct pctx *c, gw_json_type_t t)
+{
+    gw_json_t *v = gw_arena_calloc(c->a, sizeof(*v));
+    v->type = t;
+    if (!c->cur) {
+        c->root = v;
+        return v;
+    }
+    v->parent = c->cur;
+    if (c->cur->type == GW_JSON_OBJECT) {
+        v->key = c->key;
+        c->key = GW_STR_NULL;
+    }
+    if (c->cur->last)
+        c->cur->last->next = v;
+    else
+        c->cur->child = v;
+    c->cur->last = v;
+    c->cur->len++;
+    return v;
+}
+
+static int on_null(void *ctx)
+{
+    add(ctx, GW_JSON_NULL);
+    return 1;
+}
+static int on_bool(void *ctx, int b)
+{
+    add(ctx, GW_JSON_BOOL)->boolean = b != 0;
+    return 1;
+}
+static int on_number(void *ctx, const char *s, size_t n)
+{
+    struct pctx *c = ctx;
+    add(c, GW_JSON_NUMBER)->str = gw_arena_str(c->a, gw_str_n(s, n));
+    return 1;
+}
+static int on_string(void *ctx, const unsigned char *s, size_t n)
+{
+    struct pctx *c = ctx;
+    add(c, GW_JSON_STRING)->str = gw_arena_str(c->a, gw_str_n((const char *)s, n));
+    return 1;
+}
+static int open_container(struct pctx *c, gw_json_type_t t)
+{
+    if (++c->depth > GW_JSON_MAX_DEPTH) {
+        c->err = "nesting too deep";
+        return 0;
+    }
+    c->cur = add(c, t);
+    return 1;
+}
+static int on_start_map(void *ctx)
+{
+    return open_container(ctx, GW_JSON_OBJECT);
+}
+static int on_start_array(void *ctx)
+{
+    return open_container(ctx, GW_JSON_ARRAY);
+}
+static int on_end(void *ctx)
+{
+    struct pctx *c = ctx;
+    c->depth--;
+    c->cur = c->cur->parent;
+    return 1;
+}
+static int on_key(void *ctx, const unsigned char *s, size_t n)
+{
+    struct pctx *c = ctx;
+    c->key = gw_arena_str(c->a, gw_str_n((const char *)s, n));
+    return 1;
+}
+
+static const yajl_callbacks parse_cbs = {
+    on_null, on_bool, NULL, NULL, on_number, on_string, on_start_map, on_key, on_end, on_start_array, on_end,
+};
+
+int gw_json_parse(gw_arena_t *a, const char *s, size_t n, gw_json_t **out, const char **err)
+{
+    struct pctx c = {.a = a};
+    yajl_alloc_funcs af = {ar_malloc, ar_realloc, ar_free, a};
+    yajl_handle h = yajl_alloc(&parse_cbs, &af, &c);
+    yajl_config(h, yajl_dont_validate_strings, 1);
+    yajl_status st = yajl_parse(h, (const unsigned char *)s, n);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    if (st != yajl_status_ok || !c.root) {
+        if (!c.err) {
+            unsigned char *m = yajl_get_error(h, 0, (const unsigned char *)s, n);
+            c.err = m ? gw_arena_strndup(a, (const char *)m, strlen((const char *)m)) : "invalid JSON";
+            /* Trim yajl's trailing newline for one-line messages. */
+            size_t ml = strlen(c.err);
+            if (ml && c.err[ml - 1] == '\n')
+                ((char *)c.err)[ml - 1] = '\0';
+            if (m)
+                yajl_free_error(h, m);
+        }
+        yajl_free(h);
+        if (err)
+            *err = c.err;
+        return -1;
+    }
+    yajl_free(h);
+    *out = c.root;
+    return 0;
+}
+
+const gw_json_t *gw_json_get(const gw_json_t *obj, const char *key)
+{
+    if (!obj || obj->type != GW_JSON_OBJECT)
+        return NULL;
+    /* Last duplicate wins, like most JSON readers. */
+    const gw_json_t *found = NULL;
+    for (const gw_json_t *v = obj->child; v; v = v->next)
+        if (gw_str_eq(v->key, key))
+            found = v;
+    return found;
+}
+
+const gw_json_t *gw_json_at(const gw_json_t *arr, size_t i)
+{
+    if (!arr || arr->type != GW_JSON_ARRAY)
+        return NULL;
+    const gw_json_t *v = arr->child;
+    while (v && i--)
+        v = v->next;
+    return v;
+}
+
+gw_str_t gw_json_get_str(const gw_json_t *obj, const char *key)
+{
+    const gw_json_t *v = gw_json_get(obj, key);
+    return gw_json_is(v, GW_JSON_STRING) ? v->str : GW_STR_NULL;
+}
+
+int gw_json_double(const gw_json_t *v, double *out)
+{
+    if (!gw_json_is(v, GW_JSON_NUMBER))
+        return -1;
+    char tmp[64];
+    if (v->str.len >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, v->str.base, v->str.len);
+    tmp[v->str.len] = '\0';
+    char *end;
+    errno = 0;
+    double d = strtod(tmp, &end);
+    if (*end || errno || !isfinite(d))
+        return -1;
+    *out = d;
+    return 0;
+}
+
+int gw_json_int64(const gw_json_t *v, int64_t *out)
+{
+    double d;
+    if (gw_json_double(v, &d) < 0 || d != floor(d) || d > 9.0e18 || d < -9.0e18)
+        return -1;
+    *out = (int64_t)d;
+    return 0;
+}
+
+/* ---- generation ---- */
+
+struct gw_jgen {
+    yajl_gen g;
+    gw_buf_t *out; /** borrowed: the current target */
+};
+
+static void print_to_buf(void *ctx, const char *s, size_t n)
+{
+    gw_buf_append(((gw_jgen_t *)ctx)->out, s, n);
+}
+
+gw_jgen_t *gw_jgen_new(gw_buf_t *out)
+{
+    gw_jgen_t *j = gw_xmalloc(sizeof(*j));
+    j->out = out;
+    j->g = yajl_gen_alloc(NULL);
+    if (!j->g) {
+        free(j);
+        return NULL;
+    }
+    yajl_gen_config(j->g, yajl_gen_beautify, 0);
+    yajl_gen_config(j->g, yajl_gen_validate_utf8, 1);
+    yajl_gen_config(j->g, yajl_gen_print_callback, print_to_buf, j);
+    return j;
+}
+
+void gw_jgen_free(gw_jgen_t *j)
+{
+    if (!j)
+        return;
+    yajl_gen_free(j->g);
+    free(j);
+}
+
+void gw_jgen_target(gw_jgen_t *j, gw_buf_t *out)
+{
+    j->out = out;
+}
+
+void gw_jgen_done(gw_jgen_t *j)
+{
+    yajl_gen_reset(j->g, NULL);
+}
+
+/* Generator misuse is a programming error: every call must succeed. */
+#define GEN(call)                                                                                            \
+    do {                                                                                                     \
+        yajl_gen_status st_ = (call);                                                                        \
+        assert(st_ == yajl_gen_status_ok);                                                                   \
+        (void)st_;                                                                                           \
+    } while (0)
+
+size_t gw_utf8_valid_prefix(gw_str_t s)
+{
+    const unsigned char *p = (const unsigned char *)s.base;
+    size_t i = 0, n = s.len;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            need = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            cp = c & 0x07;
+        } else {
+            return i;
+        }
+        if (n - i <= need)
+            return i;
+        for (size_t k = 1; k <= need; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return i;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        /* Reject overlongs, surrogates (CESU-8) and values past U+10FFFF. */
+        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return i;
+        i += need + 1;
+    }
+    return i;
+}
+
+/* Copy s into tmp replacing each invalid byte sequence by U+FFFD (EF BF BD). */
+static gw_str_t repair_utf8(gw_str_t s, gw_buf_t *tmp)
+{
+    gw_buf_reset(tmp);
+    while (s.len) {
+        size_t ok = gw_utf8_valid_prefix(s);
+        gw_buf_append(tmp, s.base, ok);
+        if (ok == s.len)
+            break;
+        gw_buf_append(tmp, "\xEF\xBF\xBD", 3);
+        s.base += ok + 1;
+        s.len -= ok + 1;
+        /* Skip the continuation bytes of the broken sequence too. */
+        while (s.len && ((unsigned char)s.base[0] & 0xC0) == 0x80) {
+            s.base++;
+            s.len--;
+        }
+    }
+    return gw_buf_str(tmp);
+}
+
+void gw_jgen_str(gw_jgen_t *j, gw_str_t s)
+{
+    if (gw_utf8_valid_prefix(s) == s.len) {
+        GEN(yajl_gen_string(j->g, (const unsigned char *)(s.base ? s.base : ""), s.len));
+        return;
+    }
+    gw_buf_t tmp;
+    gw_buf_init(&tmp);
+    gw_str_t r = repair_utf8(s, &tmp);
+    GEN(yajl_gen_string(j->g, (const unsigned char *)r.base, r.len));
+    gw_buf_dispose(&tmp);
+}
+
+void gw_jgen_cstr(gw_jgen_t *j, const char *s)
+{
+    gw_jgen_str(j, gw_str(s));
+}
+
+void gw_jgen_null(gw_jgen_t *j)
+{
+    GEN(yajl_gen_null(j->g));
+}
+
+void gw_jgen_bool(gw_jgen_t *j, bool b)
+{
+    GEN(yajl_gen_bool(j->g, b));
+}
+
+void gw_jgen_int(gw_jgen_t *j, int64_t v)
+{
+    GEN(yajl_gen_integer(j->g, (long long)v));
+}
+
+void gw_jgen_double(gw_jgen_t *j, double v)
+{
+    /* %.17g round-trips; print integral values without a fraction like JavaScript does. */
+    char tmp[32];
+    int n;
+    if (v == floor(v) && fabs(v) < 1e15)
+        n = snprintf(tmp, sizeof(tmp), "%.0f", v);
+    else
+        n = snprintf(tmp, sizeof(tmp), "%.17g", v);
+    GEN(yajl_gen_number(j->g, tmp, (size_t)n));
+}
+
+void gw_jgen_number_raw(gw_jgen_t *j, gw_str_t text)
+{
+    GEN(yajl_gen_number(j->g, text.base, text.len));
+}
+
+void gw_jgen_raw(gw_jgen_t *j, gw_str_t json)
+{
+    /* yajl_gen_number writes its bytes verbatim while keeping the generator's state machine
+     * (commas, key/value alternation) right, which is all a pre-serialised value needs. */
+    GEN(yajl_gen_number(j->g, json.base, json.len));
+}
+
+void gw_jgen_map_open(gw_jgen_t *j)
+{
+    GEN(yajl_gen_map_open(j->g));
+}
+
+void gw_jgen_map_close(gw_jgen_t *j)
+{
+    GEN(yajl_gen_map_close(j->g));
+}
+
+void gw_jgen_array_open(gw_jgen_t *j)
+{
+    GEN(yajl_gen_array_open(j->g));
+}
+
+void gw_jgen_array_close(gw_jgen_t *j)
+{
+    GEN(yajl_gen_array_close(j->g));
+}
+
+void gw_jgen_value(gw_jgen_t *j, const gw_json_t *v)
+{
+    if (!v) {
+        gw_jgen_null(j);
+        return;
+    }
+    switch (v->type) {
+    case GW_JSON_NULL:
+        gw_jgen_null(j);
+        break;
+    case GW_JSON_BOOL:
+        gw_jgen_bool(j, v->boolean);
+        break;
+    case GW_JSON_NUMBER:
+        gw_jgen_number_raw(j, v->str);
+        break;
+    case GW_JSON_STRING:
+        gw_jgen_str(j, v->str);
+        break;
+    case GW_JSON_ARRAY:
+        gw_jgen_array_open(j);
+        for (const gw_json_t *c = v->child; c; c = c->next)
+            gw_jgen_value(j, c);
+        gw_jgen_array_close(j);
+        break;
+    case GW_JSON_OBJECT:
+        gw_jgen_map_open(j);
+        for (const gw_json_t *c = v->child; c; c = c->next) {
+            gw_jgen_str(j, c->key);
+            gw_jgen_value(j, c);
+        }
+        gw_jgen_map_close(j);
+        break;
+    }
+}
+
+void gw_jgen_kv_cstr(gw_jgen_t *j, const char *k, const char *v)
+{
+    gw_jgen_cstr(j, k);
+    if (v)
+        gw_jgen_cstr(j, v);
+    else
+        gw_jgen_null(j);
+}
+
+void gw_jgen_kv_str(gw_jgen_t *j, const char *k, gw_str_t v)
+{
+    gw_jgen_cstr(j, k);
+    if (v.base)
+        gw_jgen_str(j, v);
+    else
+        gw_jgen_null(j);
+}
+
+void gw_jgen_kv_int(gw_jgen_t *j, const char *k, int64_t v)
+{
+    gw_jgen_cstr(j, k);
+    gw_jgen_int(j, v);
+}
+
+void gw_jgen_kv_value(gw_jgen_t *j, const char *k, const gw_json_t *v)
+{
+    gw_jgen_cstr(j, k);
+    gw_jgen_value(j, v);
+}
+
+void gw_json_quote(gw_buf_t *b, gw_str_t s)
+{
+    static const char hex[] = "0123456789abcdef";
+    gw_buf_t tmp;
+    gw_buf_init(&tmp);
+    if (gw_utf8_valid_prefix(s) != s.len)
+        s = repair_utf8(s, &tmp);
+    gw_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.base[i];
+        switch (c) {
+        case '"':
+            gw_buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            gw_buf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            gw_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            gw_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            gw_buf_append(b, "\\t", 2);
+            break;
+        default:
+            if (c < 0x20) {
+                char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                gw_buf_append(b, e, 6);
+            } else {
+                gw_buf_append(b, &s.base[i], 1);
+            }
+        }
+    }
+    gw_buf_append(b, "\"", 1);
+    gw_buf_dispose(&tmp);
+}

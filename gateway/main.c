@@ -1,0 +1,245 @@
+/* agate: flags, config, signals, the loop. Nothing else. */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "gateway/config.h"
+#include "gateway/log.h"
+#include "gateway/proxy.h"
+#include "gateway/server.h"
+#include "tables/sink.h"
+
+#define DRAIN_TIMEOUT_MS 30000
+
+/* Used when no --config is given: the bundled demo upstream (`make run` starts it) and JSONL
+ * tables under ./var/tables. */
+static const char default_config[] =
+    "{\"listen\":\"127.0.0.1:8080\","
+    "\"endpoints\":[{\"name\":\"demo\",\"adapter\":\"chat_completions\","
+    "\"upstreams\":[{\"url\":\"http://127.0.0.1:9100/v1\"}],\"model\":\"mock-model\"}],"
+    "\"tables\":{\"sink\":\"jsonl\",\"dir\":\"./var/tables\"}}";
+
+static const char usage[] =
+    "usage: agate [--config FILE] [--log-level debug|info|warn|error]\n"
+    "       agate --check-config FILE\n"
+    "       agate --help | --version\n"
+    "\n"
+    "An event-driven gateway: the OpenAI Responses API (/v1/responses) and the Databricks\n"
+    "ResponsesAgent route (/serving-endpoints/{name}/invocations) in front of ChatCompletions\n"
+    "upstreams, with streaming translation and JSONL inference tables.\n"
+    "\n"
+    "  --config FILE        JSON configuration (see README.md); without it agate serves the\n"
+    "                       embedded demo config (upstream http://127.0.0.1:9100/v1, tables in\n"
+    "                       ./var/tables)\n"
+    "  --check-config FILE  validate FILE, print the first problem with its key, exit 0 or 1\n"
+    "  --log-level LEVEL    override the config's log_level\n"
+    "  --help, --version\n"
+    "\n"
+    "Signals: SIGTERM/SIGINT drain in-flight requests and flush tables, then exit;\n"
+    "SIGHUP reloads the config file (requests in flight keep the old one).\n";
+
+struct app {
+    uv_loop_t *loop;
+    const char *config_path;
+    gw_config_t *cfg;
+    gw_config_t *old_cfgs[16]; /** kept alive for in-flight requests until exit */
+    size_t n_old;
+    gw_server_t *server;
+    gw_proxy_t *proxy;
+    tb_sink_t *sink;
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t drain_timer;
+    bool stopping;
+    const char *log_override;
+};
+
+static void apply_log_level(struct app *a)
+{
+    gw_log_level_t lvl;
+    const char *want = a->log_override ? a->log_override : a->cfg->log_level;
+    if (gw_log_level_parse(want, &lvl) == 0)
+        gw_log_set_level(lvl);
+}
+
+static void on_sink_closed(void *ud)
+{
+    struct app *a = ud;
+    a->sink = NULL;
+    uv_stop(a->loop);
+}
+
+static void finish_shutdown(struct app *a)
+{
+    uv_timer_stop(&a->drain_timer);
+    if (a->server) {
+        gw_server_close(a->server);
+        a->server = NULL;
+    }
+    if (a->sink)
+        tb_sink_close(a->sink, on_sink_closed, a);
+    else
+        uv_stop(a->loop);
+}
+
+static void on_drained(void *ud)
+{
+    finish_shutdown(ud);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    struct app *a = t->data;
+    gw_log(GW_LOG_WARN, NULL, "event=drain_timeout active=%zu", gw_proxy_active(a->proxy));
+    finish_shutdown(a);
+}
+
+static void on_stop_signal(uv_signal_t *s, int signum)
+{
+    struct app *a = s->data;
+    if (a->stopping)
+        return;
+    a->stopping = true;
+    gw_log(GW_LOG_INFO, NULL, "event=shutdown signal=%d active=%zu", signum, gw_proxy_active(a->proxy));
+    uv_signal_stop(&a->sigterm);
+    uv_signal_stop(&a->sigint);
+    uv_signal_stop(&a->sighup);
+    uv_timer_start(&a->drain_timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
+    gw_server_drain(a->server, on_drained, a);
+}
+
+static void on_hup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    struct app *a = s->data;
+    if (!a->config_path)
+        return;
+    char err[512];
+    gw_config_t *c = gw_config_load(a->config_path, err, sizeof(err));
+    if (!c) {
+        gw_log(GW_LOG_ERROR, NULL, "event=reload_failed error=\"%s\"", err);
+        return;
+    }
+    if (a->n_old == sizeof(a->old_cfgs) / sizeof(a->old_cfgs[0])) {
+        gw_log(GW_LOG_ERROR, NULL, "event=reload_refused reason=too_many_reloads");
+        gw_config_free(c);
+        return;
+    }
+    /* Listen address and table sink are fixed for the process; the rest applies to new requests. */
+    a->old_cfgs[a->n_old++] = a->cfg;
+    a->cfg = c;
+    gw_proxy_set_config(a->proxy, c);
+    gw_server_set_limits(a->server, &c->limits);
+    apply_log_level(a);
+    gw_log(GW_LOG_INFO, NULL, "event=reloaded config_version=%s", c->version);
+}
+
+int main(int argc, char **argv)
+{
+    struct app a = {0};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check-config", required_argument, NULL, 'k'},
+                                         {"log-level", required_argument, NULL, 'l'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'v'},
+                                         {NULL, 0, NULL, 0}};
+    const char *check = NULL;
+    int o;
+    while ((o = getopt_long(argc, argv, "c:k:l:hv", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c':
+            a.config_path = optarg;
+            break;
+        case 'k':
+            check = optarg;
+            break;
+        case 'l':
+            a.log_override = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        case 'v':
+            printf("agate %s\n", AGATE_VERSION);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "agate: unexpected argument '%s'\n%s", argv[optind], usage);
+        return 2;
+    }
+    if (a.log_override) {
+        gw_log_level_t lvl;
+        if (gw_log_level_parse(a.log_override, &lvl) < 0) {
+            fprintf(stderr, "agate: --log-level must be debug, info, warn or error\n");
+            return 2;
+        }
+    }
+    char err[512];
+    if (check) {
+        gw_config_t *c = gw_config_load(check, err, sizeof(err));
+        if (!c) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        printf("config ok: %zu endpoint(s), version %s\n", c->n_endpoints, c->version);
+        gw_config_free(c);
+        return 0;
+    }
+    a.cfg = a.config_path ? gw_config_load(a.config_path, err, sizeof(err))
+                          : gw_config_parse(default_config, sizeof(default_config) - 1, err, sizeof(err));
+    if (!a.cfg) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    apply_log_level(&a);
+    signal(SIGPIPE, SIG_IGN);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "agate: curl_global_init failed\n");
+        return 1;
+    }
+    a.loop = uv_default_loop();
+    if (a.cfg->tables.sink == GW_SINK_JSONL)
+        a.sink = tb_sink_jsonl_new(a.loop, &a.cfg->tables);
+    a.proxy = gw_proxy_new(a.loop, a.cfg, a.sink);
+    a.server = gw_server_new(a.loop, &a.cfg->limits, gw_proxy_handle, a.proxy);
+    int port = 0;
+    int rc = gw_server_listen(a.server, a.cfg->listen_host, a.cfg->listen_port, &port);
+    if (rc < 0) {
+        fprintf(stderr, "agate: cannot listen on %s:%d: %s\n", a.cfg->listen_host, a.cfg->listen_port,
+                uv_strerror(rc));
+        return 1;
+    }
+    uv_signal_init(a.loop, &a.sigterm);
+    uv_signal_init(a.loop, &a.sigint);
+    uv_signal_init(a.loop, &a.sighup);
+    uv_timer_init(a.loop, &a.drain_timer);
+    a.sigterm.data = a.sigint.data = a.sighup.data = a.drain_timer.data = &a;
+    uv_signal_start(&a.sigterm, on_stop_signal, SIGTERM);
+    uv_signal_start(&a.sigint, on_stop_signal, SIGINT);
+    uv_signal_start(&a.sighup, on_hup, SIGHUP);
+    gw_log(GW_LOG_INFO, NULL, "event=listening addr=%s:%d version=%s config_version=%s endpoints=%zu",
+           a.cfg->listen_host, port, AGATE_VERSION, a.cfg->version, a.cfg->n_endpoints);
+    uv_run(a.loop, UV_RUN_DEFAULT);
+
+    /* Close what is left and let the close callbacks run, so sanitizers see no leak. */
+    uv_close((uv_handle_t *)&a.sigterm, NULL);
+    uv_close((uv_handle_t *)&a.sigint, NULL);
+    uv_close((uv_handle_t *)&a.sighup, NULL);
+    uv_close((uv_handle_t *)&a.drain_timer, NULL);
+    gw_proxy_free(a.proxy);
+    uv_run(a.loop, UV_RUN_DEFAULT);
+    uv_loop_close(a.loop);
+    curl_global_cleanup();
+    for (size_t i = 0; i < a.n_old; i++)
+        gw_config_free(a.old_cfgs[i]);
+    gw_config_free(a.cfg);
+    gw_log(GW_LOG_INFO, NULL, "event=exit");
+    return 0;
+}

@@ -1,0 +1,692 @@
+#include "gateway/proxy.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "adapters/adapter.h"
+#include "gateway/id.h"
+#include "gateway/log.h"
+#include "gateway/request.h"
+#include "gateway/router.h"
+#include "gateway/stream.h"
+#include "gateway/upstream.h"
+#include "tables/record.h"
+
+#define MAX_UPSTREAM_ERROR_BODY (64u << 10) /* §6.3: read at most 64 KiB of a non-2xx body */
+
+struct gw_proxy {
+    uv_loop_t *loop;
+    const gw_config_t *cfg;
+    tb_sink_t *sink;
+    gw_upctx_t *up;
+    size_t active;
+    unsigned *rr; /** round-robin cursor per endpoint of cfg */
+    size_t n_rr;
+    char instance[96];
+    gw_buf_t row; /** scratch for serialising table rows */
+};
+
+/* One client request, from routing to its table row. */
+struct call {
+    gw_proxy_t *p;
+    gw_req_t *r;
+    gw_arena_t *a;
+    const gw_config_t *cfg;
+    gw_route_t route;
+    const gw_endpoint_cfg_t *ep;
+    const ad_vtable_t *ad;
+    ad_state_t *ast;
+    gw_request_t req;
+    bool req_parsed;
+    gw_stream_t *stream;
+    gw_up_t *up;
+    const char *up_url;
+    gw_buf_t up_body;  /** upstream request body; alive while the transfer runs */
+    gw_buf_t up_error; /** non-2xx upstream body */
+    long up_status;
+    int up_retry_after;
+    char up_peer[64];
+    char request_id[37], hex[33], response_id[40];
+    uint64_t dispatch_ns, up_end_ns;
+    uv_timer_t up_timer;   /** commit timeout, then idle timeout between upstream bytes */
+    uv_timer_t ka_timer;   /** client keepalive comments */
+    int open_timers;
+    int in_cb;             /** re-entrancy depth; freeing waits for 0 (STYLE.md §3) */
+    bool headers_sent, client_done, recorded, released, rejected;
+    gw_buf_t error_body;   /** error JSON sent, for the table */
+    const char *error_code, *error_message;
+    bool sampled_out;
+};
+
+static void flush(struct call *c);
+static void maybe_free(struct call *c);
+
+/* ---------------- helpers ---------------- */
+
+static bool is_dbx(const struct call *c)
+{
+    return c->route.kind == GW_ROUTE_INVOCATIONS;
+}
+
+static int64_t ms_between(uint64_t from_ns, uint64_t to_ns)
+{
+    return to_ns > from_ns ? (int64_t)((to_ns - from_ns) / 1000000) : 0;
+}
+
+/* Estimate for streams without upstream usage (INFERENCE_TABLES.md §7.4): (chars + 1) / 4. */
+static size_t prompt_chars(const gw_request_t *req)
+{
+    if (!req->input)
+        return 0;
+    size_t n = req->instructions ? req->instructions->str.len : 0;
+    if (req->input->type == GW_JSON_STRING)
+        return n + req->input->str.len;
+    gw_buf_t tmp;
+    gw_buf_init(&tmp);
+    for (const gw_json_t *it = req->input->child; it; it = it->next) {
+        gw_buf_reset(&tmp);
+        gw_request_content_text(gw_json_get(it, "content"), &tmp);
+        gw_request_content_text(gw_json_get(it, "output"), &tmp);
+        n += tmp.len + gw_json_get_str(it, "arguments").len;
+    }
+    gw_buf_dispose(&tmp);
+    return n;
+}
+
+static void write_record(struct call *c)
+{
+    gw_proxy_t *p = c->p;
+    if (c->recorded || !p->sink)
+        return;
+    c->recorded = true;
+    gw_req_t *r = c->r;
+    uint64_t now = uv_hrtime();
+    uint64_t start = gw_req_start_ns(r);
+    tb_rec_t rec = {0};
+    rec.databricks_request_id = c->request_id;
+    rec.request_time_us = gw_req_start_unix_us(r);
+    rec.client_request_id = c->req.client_request_id;
+    if (!rec.client_request_id.base) {
+        gw_str_t h = gw_req_header(r, "x-client-request-id");
+        if (h.base)
+            rec.client_request_id = h;
+    }
+    int status = gw_req_status_sent(r);
+    rec.status_code = status ? status : 499;
+    rec.sampling_fraction = c->ep ? c->ep->sampling_rate : 1.0;
+    rec.execution_duration_ms = c->dispatch_ns ? ms_between(c->dispatch_ns, c->up_end_ns ? c->up_end_ns : now) : -1;
+    rec.request = gw_req_body(r);
+    if (!rec.request.base)
+        rec.request = GW_STR_LIT("");
+    rec.request_bytes = gw_req_body_bytes(r);
+    gw_err_kind_t herr = gw_req_error(r);
+    rec.request_complete = herr != GW_ERR_TOO_LARGE && herr != GW_ERR_HEADERS_TOO_LARGE &&
+                           herr != GW_ERR_REQUEST_TIMEOUT && herr != GW_ERR_BAD_HTTP;
+    gw_finish_status_t fs = c->stream ? gw_stream_status(c->stream) : GW_FINISH_NONE;
+    gw_str_t agg = c->stream ? gw_stream_aggregate(c->stream) : GW_STR_NULL;
+    if (agg.len)
+        rec.response = agg;
+    else if (c->error_body.len)
+        rec.response = gw_buf_str(&c->error_body);
+    rec.response_partial = agg.len && (fs == GW_FINISH_FAILED || fs == GW_FINISH_CANCELLED);
+    char entity_id[33];
+    if (c->ep) {
+        tb_rec_entity_id(c->ep->name, c->ep->name, c->cfg->version, entity_id);
+        rec.served_entity_id = entity_id;
+        rec.endpoint_name = c->ep->name;
+        rec.served_entity_name = c->ep->name;
+        rec.adapter = c->ad ? c->ad->name : NULL;
+        gw_str_t um = c->stream ? gw_stream_upstream_model(c->stream) : GW_STR_NULL;
+        rec.upstream_model = um.len ? um : gw_str(c->ep->model);
+    }
+    rec.front_route = gw_route_front_name(c->route.kind);
+    rec.upstream_replica = c->up_peer[0] ? c->up_peer : NULL;
+    rec.attempt_count = c->dispatch_ns ? 1 : 0;
+    rec.gateway_instance = p->instance;
+    rec.config_version = c->cfg->version;
+    rec.total_duration_ms = ms_between(start, now);
+    uint64_t fb = gw_req_first_byte_ns(r);
+    rec.time_to_first_byte_ms = fb ? ms_between(start, fb) : -1;
+    uint64_t ft = c->stream && c->req.stream ? gw_stream_first_token_ns(c->stream) : 0;
+    rec.time_to_first_token_ms = ft ? ms_between(start, ft) : -1;
+    rec.queue_ms = c->dispatch_ns ? ms_between(start, c->dispatch_ns) : -1;
+    rec.stream = c->req.stream;
+    if (c->rejected || !c->dispatch_ns)
+        rec.finish_status = status == 0 ? "cancelled" : "rejected";
+    else if (fs == GW_FINISH_NONE)
+        rec.finish_status = "failed";
+    else
+        rec.finish_status = gw_finish_status_name(fs);
+    rec.error_code = c->error_code;
+    rec.error_message = c->error_message;
+    const gw_error_t *se = c->stream ? gw_stream_error(c->stream) : NULL;
+    if (se && !rec.error_code) {
+        rec.error_code = gw_err_error_code(se->kind);
+        rec.error_message = se->message;
+    }
+    const ad_usage_t *u = c->stream ? gw_stream_usage(c->stream) : NULL;
+    if (u && u->present) {
+        rec.has_tokens = true;
+        rec.input_tokens = u->input;
+        rec.output_tokens = u->output;
+        rec.cached_input_tokens = u->cached;
+        rec.reasoning_tokens = u->reasoning;
+        rec.token_count_source = "upstream";
+    } else if (c->dispatch_ns && c->req_parsed) {
+        rec.has_tokens = true;
+        rec.input_tokens = (int64_t)(prompt_chars(&c->req) + 1) / 4;
+        rec.output_tokens = (int64_t)((c->stream ? gw_stream_output_chars(c->stream) : 0) + 1) / 4;
+        rec.token_count_source = "estimated";
+    }
+    rec.usage_context = c->req.usage_context;
+    /* Sampling (§4): decided at acceptance; errors are always kept with fraction 1. */
+    bool error_row = rec.status_code >= 400 || strcmp(rec.finish_status, "completed") != 0;
+    if (c->sampled_out && !error_row)
+        return;
+    if (c->sampled_out || error_row)
+        rec.sampling_fraction = error_row && c->ep && c->ep->sampling_rate < 1.0 ? 1.0 : rec.sampling_fraction;
+    tb_limits_t lim = {c->cfg->tables.max_logged_request_bytes, c->cfg->tables.max_logged_response_bytes};
+    gw_buf_reset(&p->row);
+    tb_rec_serialize(&rec, &lim, &p->row);
+    char date[11], table[160];
+    tb_rec_date(rec.request_time_us, date);
+    snprintf(table, sizeof(table), "%s_payload", c->ep ? c->ep->name : "unrouted");
+    tb_sink_write(p->sink, table, date, gw_buf_str(&p->row));
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct call *c = h->data;
+    c->open_timers--;
+    maybe_free(c);
+}
+
+/* The client side is over: record, stop timers. The call is freed once nothing refers to it. */
+static void complete(struct call *c)
+{
+    if (c->client_done)
+        return;
+    c->client_done = true;
+    if (c->up) {
+        gw_up_cancel(c->up);
+        c->up = NULL;
+        if (!c->up_end_ns)
+            c->up_end_ns = uv_hrtime();
+    }
+    write_record(c);
+    uv_close((uv_handle_t *)&c->up_timer, on_timer_closed);
+    uv_close((uv_handle_t *)&c->ka_timer, on_timer_closed);
+}
+
+static void maybe_free(struct call *c)
+{
+    if (c->in_cb || !c->client_done || c->open_timers || c->up)
+        return;
+    gw_proxy_t *p = c->p;
+    if (c->ast && c->ad)
+        c->ad->dispose(c->ast);
+    gw_stream_free(c->stream);
+    gw_buf_dispose(&c->up_body);
+    gw_buf_dispose(&c->up_error);
+    gw_buf_dispose(&c->error_body);
+    if (!c->released)
+        gw_req_release(c->r);
+    p->active--;
+    free(c);
+}
+
+static const char *common_headers(struct call *c, const gw_error_t *e, bool sse)
+{
+    char tmp[512];
+    int n = snprintf(tmp, sizeof(tmp), "x-request-id: %s\r\n", c->request_id);
+    if (c->ep)
+        n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "served-model-name: %s\r\n", c->ep->name);
+    if (sse)
+        n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+    if (e && e->retry_after > 0)
+        n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "Retry-After: %d\r\n", e->retry_after);
+    if (e && e->kind == GW_ERR_METHOD && c->route.allow)
+        n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "Allow: %s\r\n", c->route.allow);
+    return gw_arena_strndup(c->a, tmp, (size_t)n);
+}
+
+/* Plain JSON error with the route's status (PROTOCOL.md §5.4). */
+static void respond_error(struct call *c, const gw_error_t *e)
+{
+    gw_buf_reset(&c->error_body);
+    gw_err_body(&c->error_body, e);
+    c->error_code = gw_err_error_code(e->kind);
+    c->error_message = e->message ? gw_arena_strndup(c->a, e->message, strlen(e->message)) : NULL;
+    int status = gw_err_status(e->kind, is_dbx(c));
+    gw_req_respond(c->r, status, "application/json", common_headers(c, e, false), gw_buf_str(&c->error_body));
+    if (status >= 500 || e->kind == GW_ERR_RATE_LIMIT)
+        gw_log(GW_LOG_WARN, c->request_id, "event=request_failed status=%d code=%s", status,
+               gw_err_code(e->kind));
+    complete(c);
+}
+
+static void reject(struct call *c, gw_err_kind_t kind, const char *message, const char *param)
+{
+    gw_error_t e = {.kind = kind, .message = message, .param = param};
+    c->rejected = true;
+    respond_error(c, &e);
+}
+
+/* ---------------- upstream callbacks ---------------- */
+
+static void arm_up_timer(struct call *c, int ms);
+
+static void on_up_response(void *ud, long status, gw_str_t content_type, int retry_after)
+{
+    struct call *c = ud;
+    c->up_status = status;
+    c->up_retry_after = retry_after;
+    if (c->up)
+        snprintf(c->up_peer, sizeof(c->up_peer), "%s", gw_up_peer(c->up));
+    if (status >= 200 && status < 300)
+        c->ast = c->ad->start(c->a, c->ep, &c->cfg->limits, gw_stream_emitter(c->stream), content_type);
+}
+
+static int on_up_data(void *ud, const char *data, size_t len)
+{
+    struct call *c = ud;
+    if (c->client_done)
+        return -1;
+    if (c->up_status < 200 || c->up_status >= 300) {
+        size_t room = MAX_UPSTREAM_ERROR_BODY - c->up_error.len;
+        gw_buf_append(&c->up_error, data, len < room ? len : room);
+        return 0;
+    }
+    if (!c->ast || gw_stream_ended(c->stream))
+        return 0; /* bytes after the end ([DONE] then EOF) are drained, keeping the connection */
+    /* Client slower than upstream: leave the bytes with curl until the client drains (§8). */
+    if (gw_req_write_queue(c->r) > GW_WRITE_HIGH_WATERMARK)
+        return GW_UP_PAUSE;
+    c->in_cb++;
+    c->ad->feed(c->ast, data, len);
+    arm_up_timer(c, c->ep->idle_timeout_ms);
+    flush(c);
+    c->in_cb--;
+    return c->client_done ? -1 : 0;
+}
+
+static void fail_stream(struct call *c, gw_err_kind_t kind, const char *msg)
+{
+    gw_error_t e = {.kind = kind, .message = msg};
+    gw_stream_fail(c->stream, &e);
+}
+
+static void on_up_done(void *ud, gw_up_result_t result, const char *detail)
+{
+    struct call *c = ud;
+    c->up = NULL;
+    c->up_end_ns = uv_hrtime();
+    c->in_cb++;
+    if (!c->client_done) {
+        if (c->up_status && (c->up_status < 200 || c->up_status >= 300) && result == GW_UP_OK) {
+            gw_error_t e;
+            ad_error_from_http(c->a, c->up_status, gw_buf_str(&c->up_error), c->up_retry_after, &e);
+            gw_log(GW_LOG_INFO, c->request_id, "event=upstream_http_error status=%ld", c->up_status);
+            gw_stream_fail(c->stream, &e);
+        } else if (result == GW_UP_OK) {
+            if (c->ast)
+                c->ad->finish(c->ast);
+            else
+                fail_stream(c, GW_ERR_UPSTREAM, "upstream sent no response");
+        } else if (result != GW_UP_E_ABORTED || !gw_stream_ended(c->stream)) {
+            gw_log(GW_LOG_WARN, c->request_id, "event=upstream_error result=%d detail=\"%s\"", (int)result,
+                   detail ? detail : "");
+            switch (result) {
+            case GW_UP_E_CONNECT:
+                fail_stream(c, GW_ERR_UNAVAILABLE, "could not connect to the upstream");
+                break;
+            case GW_UP_E_TIMEOUT:
+                fail_stream(c, GW_ERR_TIMEOUT, "upstream timed out");
+                break;
+            case GW_UP_E_RESET:
+                fail_stream(c, GW_ERR_UNAVAILABLE, "upstream connection reset");
+                break;
+            default:
+                fail_stream(c, GW_ERR_UPSTREAM, "upstream transfer failed");
+                break;
+            }
+        }
+        flush(c);
+    }
+    c->in_cb--;
+    maybe_free(c);
+}
+
+static void on_up_timer(uv_timer_t *t)
+{
+    struct call *c = t->data;
+    if (c->client_done || !c->up)
+        return;
+    c->in_cb++;
+    gw_up_cancel(c->up);
+    c->up = NULL;
+    c->up_end_ns = uv_hrtime();
+    fail_stream(c, GW_ERR_TIMEOUT,
+                c->ast && gw_stream_committed(c->stream) ? "upstream stream stalled past the idle timeout"
+                                                         : "upstream did not answer in time");
+    flush(c);
+    c->in_cb--;
+    maybe_free(c);
+}
+
+static void arm_up_timer(struct call *c, int ms)
+{
+    if (!c->client_done)
+        uv_timer_start(&c->up_timer, on_up_timer, (uint64_t)ms, 0);
+}
+
+static void on_ka_timer(uv_timer_t *t)
+{
+    struct call *c = t->data;
+    if (c->client_done)
+        return;
+    c->in_cb++;
+    gw_stream_keepalive(c->stream);
+    flush(c);
+    c->in_cb--;
+    maybe_free(c);
+}
+
+/* Move rendered bytes to the client; answer or end the response when the stream is over. */
+static void flush(struct call *c)
+{
+    if (c->client_done)
+        return;
+    gw_stream_t *s = c->stream;
+    gw_buf_t *out = gw_stream_out(s);
+    if (gw_stream_committed(s) && !c->headers_sent) {
+        c->headers_sent = true;
+        gw_req_stream_start(c->r, 200, "text/event-stream; charset=utf-8", common_headers(c, NULL, true));
+    }
+    if (c->headers_sent) {
+        if (out->len) {
+            gw_req_stream_write(c->r, out);
+            uv_timer_start(&c->ka_timer, on_ka_timer, (uint64_t)c->cfg->limits.sse_keepalive_ms, 0);
+        }
+        if (gw_stream_ended(s)) {
+            gw_req_stream_end(c->r);
+            complete(c);
+        }
+        return;
+    }
+    if (!gw_stream_ended(s))
+        return;
+    const gw_error_t *e = gw_stream_error(s);
+    if (e) {
+        respond_error(c, e);
+        return;
+    }
+    gw_req_respond(c->r, 200, "application/json", common_headers(c, NULL, false), gw_buf_str(out));
+    complete(c);
+}
+
+/* ---------------- client events ---------------- */
+
+static void on_req_event(gw_req_t *r, gw_req_event_t ev, void *ud)
+{
+    (void)r;
+    struct call *c = ud;
+    c->in_cb++;
+    if (ev == GW_REQ_EV_DRAINED) {
+        if (c->up && gw_up_paused(c->up))
+            gw_up_resume(c->up);
+    } else if (ev == GW_REQ_EV_CLOSED && !c->client_done) {
+        /* Client gone: stop the upstream at once and record what we had (§8). */
+        gw_log(GW_LOG_INFO, c->request_id, "event=client_closed");
+        if (c->stream)
+            gw_stream_cancel(c->stream);
+        c->error_code = "CANCELLED";
+        c->error_message = "client closed the connection";
+        complete(c);
+    }
+    c->in_cb--;
+    maybe_free(c);
+}
+
+/* ---------------- dispatch ---------------- */
+
+static bool json_content_type(gw_str_t ct)
+{
+    /* application/json with optional parameters; charset, if given, must be UTF-8 (§1). */
+    if (!gw_str_has_prefix(ct, "application/json"))
+        return false;
+    gw_str_t rest = gw_str_n(ct.base + 16, ct.len - 16);
+    if (rest.len && rest.base[0] != ';' && rest.base[0] != ' ')
+        return false;
+    for (size_t i = 0; i + 8 <= rest.len; i++)
+        if (strncasecmp(rest.base + i, "charset=", 8) == 0) {
+            gw_str_t cs = gw_str_n(rest.base + i + 8, rest.len - i - 8);
+            if (cs.len && cs.base[0] == '"')
+                cs.base++, cs.len--;
+            return cs.len >= 5 && (strncasecmp(cs.base, "utf-8", 5) == 0 || strncasecmp(cs.base, "utf8", 4) == 0);
+        }
+    return true;
+}
+
+static const gw_upstream_cfg_t *pick_replica(struct call *c)
+{
+    gw_proxy_t *p = c->p;
+    size_t idx = (size_t)(c->ep - c->cfg->endpoints);
+    if (c->cfg != p->cfg || idx >= p->n_rr)
+        return &c->ep->upstreams[0];
+    return &c->ep->upstreams[p->rr[idx]++ % c->ep->n_upstreams];
+}
+
+static void respond_ready(struct call *c)
+{
+    gw_buf_t b;
+    gw_buf_init(&b);
+    gw_jgen_t *j = gw_jgen_new(&b);
+    gw_jgen_map_open(j);
+    gw_jgen_kv_cstr(j, "status", "ready");
+    gw_jgen_cstr(j, "endpoints");
+    gw_jgen_array_open(j);
+    for (size_t i = 0; i < c->cfg->n_endpoints; i++) {
+        gw_jgen_map_open(j);
+        gw_jgen_kv_cstr(j, "name", c->cfg->endpoints[i].name);
+        gw_jgen_kv_int(j, "replicas", (int64_t)c->cfg->endpoints[i].n_upstreams);
+        gw_jgen_map_close(j);
+    }
+    gw_jgen_array_close(j);
+    gw_jgen_map_close(j);
+    gw_jgen_free(j);
+    gw_req_respond(c->r, 200, "application/json", NULL, gw_buf_str(&b));
+    gw_buf_dispose(&b);
+}
+
+static void start(struct call *c)
+{
+    gw_req_t *r = c->r;
+    gw_err_kind_t herr = gw_req_error(r);
+    if (herr != GW_ERR_NONE) {
+        static const char *const msgs[GW_ERR__COUNT] = {
+            [GW_ERR_BAD_HTTP] = "malformed HTTP request",
+            [GW_ERR_TOO_LARGE] = "request body exceeds the size limit",
+            [GW_ERR_HEADERS_TOO_LARGE] = "request header block exceeds the size limit",
+            [GW_ERR_REQUEST_TIMEOUT] = "request not received in time",
+        };
+        /* The path may still be known (body too large): answer in that route's shape. */
+        gw_route_resolve(gw_req_method(r), gw_req_path(r), &c->route);
+        if (c->route.kind == GW_ROUTE_INVOCATIONS)
+            c->ep = gw_config_endpoint(c->cfg, c->route.endpoint.base, c->route.endpoint.len);
+        reject(c, herr, msgs[herr] ? msgs[herr] : "bad request", NULL);
+        return;
+    }
+    gw_route_resolve(gw_req_method(r), gw_req_path(r), &c->route);
+    if (c->route.kind == GW_ROUTE_NONE) {
+        reject(c, GW_ERR_NOT_FOUND, "no route for this path", NULL);
+        return;
+    }
+    if (!c->route.method_ok) {
+        reject(c, GW_ERR_METHOD, "method not allowed for this path", NULL);
+        return;
+    }
+    if (c->route.kind == GW_ROUTE_HEALTHZ || c->route.kind == GW_ROUTE_READYZ) {
+        c->recorded = true; /* health checks are never logged (INFERENCE_TABLES.md §1) */
+        if (c->route.kind == GW_ROUTE_HEALTHZ)
+            gw_req_respond(r, 200, "application/json", NULL, GW_STR_LIT("{\"status\":\"ok\"}"));
+        else
+            respond_ready(c);
+        complete(c);
+        return;
+    }
+    bool dbx = is_dbx(c);
+    if (dbx) {
+        c->ep = gw_config_endpoint(c->cfg, c->route.endpoint.base, c->route.endpoint.len);
+        if (!c->ep) {
+            reject(c, GW_ERR_NOT_FOUND, "no serving endpoint with this name", NULL);
+            return;
+        }
+    }
+    if (!json_content_type(gw_req_header(r, "content-type"))) {
+        reject(c, GW_ERR_MEDIA_TYPE, "request body must be application/json (UTF-8)", NULL);
+        return;
+    }
+    gw_error_t err = {0};
+    if (gw_request_parse(c->a, gw_req_body(r), dbx, &c->req, &err) < 0) {
+        c->rejected = true;
+        respond_error(c, &err);
+        return;
+    }
+    c->req_parsed = true;
+    if (!dbx) {
+        c->ep = gw_config_endpoint(c->cfg, c->req.model.base, c->req.model.len);
+        if (!c->ep) {
+            char *m = gw_arena_strndup(c->a, c->req.model.base, c->req.model.len > 200 ? 200 : c->req.model.len);
+            size_t n = strlen(m) + 64;
+            char *msg = gw_arena_alloc(c->a, n);
+            snprintf(msg, n, "model '%s' is not served by this gateway", m);
+            reject(c, GW_ERR_NOT_FOUND, msg, "model");
+            return;
+        }
+    }
+    c->ad = ad_for(c->ep->adapter);
+    if (!c->ad) {
+        reject(c, GW_ERR_INTERNAL, "endpoint adapter is not available in this build", NULL);
+        return;
+    }
+    if (c->ep->sampling_rate < 1.0) {
+        uint32_t x;
+        gw_id_random(&x, sizeof(x));
+        c->sampled_out = (double)x / 4294967296.0 >= c->ep->sampling_rate;
+    }
+    if (c->ad->encode_request(&c->req, c->ep, dbx, &c->up_body, &err) < 0) {
+        c->rejected = true;
+        respond_error(c, &err);
+        return;
+    }
+    gw_stream_opts_t so = {
+        .front = dbx ? GW_FRONT_DATABRICKS : GW_FRONT_OPENAI,
+        .stream = c->req.stream,
+        .req = &c->req,
+        .response_id = c->response_id,
+        .request_id = c->request_id,
+        .model = c->req.model.base ? c->req.model : gw_str(c->ep->name),
+        .created_at = gw_req_start_unix_us(r) / 1000000,
+    };
+    c->stream = gw_stream_new(&so);
+    const gw_upstream_cfg_t *ucfg = pick_replica(c);
+    const char *path = c->ad->path(c->ep);
+    size_t ul = strlen(ucfg->url) + strlen(path) + 1;
+    char *url = gw_arena_alloc(c->a, ul);
+    snprintf(url, ul, "%s%s", ucfg->url, path);
+    c->up_url = url;
+    gw_up_req_t ureq = {
+        .url = url,
+        .api_key = ucfg->api_key,
+        .request_id = c->request_id,
+        .accept = "text/event-stream, application/json",
+        .body = gw_buf_str(&c->up_body),
+        .connect_timeout_ms = c->ep->connect_timeout_ms,
+        .total_timeout_ms = c->ep->total_timeout_ms,
+    };
+    static const gw_up_cb_t cbs = {on_up_response, on_up_data, on_up_done};
+    c->dispatch_ns = uv_hrtime();
+    c->up = gw_up_start(c->p->up, &ureq, &cbs, c);
+    if (!c->up) {
+        reject(c, GW_ERR_INTERNAL, "could not start the upstream request", NULL);
+        return;
+    }
+    gw_req_set_event_cb(r, on_req_event, c);
+    arm_up_timer(c, c->ep->first_event_timeout_ms);
+}
+
+void gw_proxy_handle(gw_req_t *r, void *ud)
+{
+    gw_proxy_t *p = ud;
+    struct call *c = gw_xcalloc(1, sizeof(*c));
+    c->p = p;
+    c->r = r;
+    c->a = gw_req_arena(r);
+    c->cfg = p->cfg;
+    p->active++;
+    gw_id_uuid7(c->request_id, c->hex, (uint64_t)(gw_req_start_unix_us(r) / 1000));
+    /* The response id carries the same 128 bits as the request id (PROTOCOL.md §7.5). */
+    snprintf(c->response_id, sizeof(c->response_id), "resp_%s", c->hex);
+    uv_timer_init(p->loop, &c->up_timer);
+    uv_timer_init(p->loop, &c->ka_timer);
+    c->up_timer.data = c->ka_timer.data = c;
+    c->open_timers = 2;
+    c->in_cb++;
+    start(c);
+    c->in_cb--;
+    maybe_free(c);
+}
+
+/* ---------------- proxy ---------------- */
+
+static void reset_rr(gw_proxy_t *p)
+{
+    free(p->rr);
+    p->n_rr = p->cfg->n_endpoints;
+    p->rr = gw_xcalloc(p->n_rr ? p->n_rr : 1, sizeof(*p->rr));
+}
+
+gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sink)
+{
+    gw_proxy_t *p = gw_xcalloc(1, sizeof(*p));
+    p->loop = loop;
+    p->cfg = cfg;
+    p->sink = sink;
+    p->up = gw_upctx_new(loop);
+    if (!p->up) {
+        free(p);
+        return NULL;
+    }
+    char host[64] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(p->instance, sizeof(p->instance), "%s:%ld", host, (long)getpid());
+    reset_rr(p);
+    return p;
+}
+
+void gw_proxy_free(gw_proxy_t *p)
+{
+    if (!p)
+        return;
+    gw_upctx_free(p->up);
+    gw_buf_dispose(&p->row);
+    free(p->rr);
+    free(p);
+}
+
+void gw_proxy_set_config(gw_proxy_t *p, const gw_config_t *cfg)
+{
+    p->cfg = cfg;
+    reset_rr(p);
+}
+
+size_t gw_proxy_active(const gw_proxy_t *p)
+{
+    return p->active;
+}

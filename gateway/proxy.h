@@ -1,0 +1,25 @@
+/* gw_proxy: the request handler. Routes a request, validates it, sends it upstream through the
+ * endpoint's adapter, renders the answer for the client's route, and writes one table row per
+ * request — whatever happened to it. */
+#ifndef GW_PROXY_H
+#define GW_PROXY_H
+
+#include <uv.h>
+
+#include "gateway/config.h"
+#include "gateway/server.h"
+#include "tables/sink.h"
+
+typedef struct gw_proxy gw_proxy_t;
+
+/** sink may be NULL (tables off). cfg must outlive the requests that start under it. */
+gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sink);
+void gw_proxy_free(gw_proxy_t *p);
+/** gw_req_handler_cb for gw_server. */
+void gw_proxy_handle(gw_req_t *r, void *proxy);
+/** New requests use cfg from now on; in-flight ones keep theirs. */
+void gw_proxy_set_config(gw_proxy_t *p, const gw_config_t *cfg);
+/** Requests in flight. */
+size_t gw_proxy_active(const gw_proxy_t *p);
+
+#endif

@@ -1,0 +1,39 @@
+/* gw_request: the client's Responses request body, parsed once and validated (PROTOCOL.md §2).
+ * Only the fields the adapters and the renderer need are picked out; everything else stays in the
+ * parsed tree and passes through untouched. All memory lives in the request arena. */
+#ifndef GW_REQUEST_H
+#define GW_REQUEST_H
+
+#include <stdbool.h>
+
+#include "gateway/error.h"
+#include "gateway/json.h"
+
+typedef struct {
+    const gw_json_t *root;              /** whole body (object) */
+    gw_str_t model;                     /** base NULL when absent (Databricks route) */
+    bool stream;
+    const gw_json_t *input;             /** string or non-empty array of items */
+    const gw_json_t *instructions;      /** string or NULL */
+    const gw_json_t *tools;             /** array of function tools or NULL */
+    const gw_json_t *tool_choice;       /** string or {"type":"function","name"} or NULL */
+    const gw_json_t *parallel_tool_calls;
+    const gw_json_t *temperature, *top_p, *max_output_tokens;
+    const gw_json_t *text;              /** {"format":...} or NULL */
+    const gw_json_t *reasoning;         /** {"effort":...} or NULL */
+    const gw_json_t *metadata;          /** string->string map or NULL */
+    const gw_json_t *user;
+    const gw_json_t *custom_inputs, *context, *databricks_options;
+    gw_str_t client_request_id;         /** top-level string, base NULL when absent */
+    const gw_json_t *usage_context;
+    bool return_trace;
+} gw_request_t;
+
+/** Parse and validate body. On failure returns -1 and fills err (message/param in the arena). */
+int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_request_t *out, gw_error_t *err);
+
+/** Concatenated text parts of a content value (string, or parts with a "text" field), joined
+ * with "\n". Used for translation and token estimates. */
+void gw_request_content_text(const gw_json_t *content, gw_buf_t *out);
+
+#endif

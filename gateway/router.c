@@ -1,0 +1,42 @@
+#include "gateway/router.h"
+
+#include <string.h>
+
+void gw_route_resolve(gw_str_t method, gw_str_t path, gw_route_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    bool post = gw_str_eq(method, "POST");
+    bool get = gw_str_eq(method, "GET") || gw_str_eq(method, "HEAD");
+    if (gw_str_eq(path, "/v1/responses")) {
+        out->kind = GW_ROUTE_RESPONSES;
+        out->method_ok = post;
+        out->allow = "POST";
+        return;
+    }
+    if (gw_str_eq(path, "/healthz") || gw_str_eq(path, "/readyz")) {
+        out->kind = gw_str_eq(path, "/healthz") ? GW_ROUTE_HEALTHZ : GW_ROUTE_READYZ;
+        out->method_ok = get;
+        out->allow = "GET, HEAD";
+        return;
+    }
+    static const char prefix[] = "/serving-endpoints/";
+    static const char suffix[] = "/invocations";
+    size_t pl = sizeof(prefix) - 1, sl = sizeof(suffix) - 1;
+    if (path.len > pl + sl && memcmp(path.base, prefix, pl) == 0 &&
+        memcmp(path.base + path.len - sl, suffix, sl) == 0) {
+        gw_str_t name = gw_str_n(path.base + pl, path.len - pl - sl);
+        if (name.len && !memchr(name.base, '/', name.len)) {
+            out->kind = GW_ROUTE_INVOCATIONS;
+            out->endpoint = name;
+            out->method_ok = post;
+            out->allow = "POST";
+            return;
+        }
+    }
+    out->kind = GW_ROUTE_NONE;
+}
+
+const char *gw_route_front_name(gw_route_kind_t k)
+{
+    return k == GW_ROUTE_RESPONSES ? "responses" : k == GW_ROUTE_INVOCATIONS ? "invocations" : NULL;
+}

@@ -1,0 +1,28 @@
+/* gw_route: maps method + path to a front route (PROTOCOL.md §1) and health endpoints. */
+#ifndef GW_ROUTER_H
+#define GW_ROUTER_H
+
+#include <stdbool.h>
+
+#include "gateway/buf.h"
+
+typedef enum {
+    GW_ROUTE_NONE = 0,      /** unknown path: 404 */
+    GW_ROUTE_RESPONSES,     /** POST /v1/responses */
+    GW_ROUTE_INVOCATIONS,   /** POST /serving-endpoints/{name}/invocations */
+    GW_ROUTE_HEALTHZ,       /** GET /healthz */
+    GW_ROUTE_READYZ,        /** GET /readyz */
+} gw_route_kind_t;
+
+typedef struct {
+    gw_route_kind_t kind;
+    gw_str_t endpoint;  /** {name} of the invocations route (borrowed from the path) */
+    bool method_ok;     /** false: known path, wrong method (405) */
+    const char *allow;  /** Allow header value for 405 */
+} gw_route_t;
+
+void gw_route_resolve(gw_str_t method, gw_str_t path, gw_route_t *out);
+/** Route name for the table's front_route column, NULL for non-routed kinds. */
+const char *gw_route_front_name(gw_route_kind_t k);
+
+#endif

@@ -1,0 +1,81 @@
+/* gw_server: HTTP/1.1 listener and connections (llhttp, strict), limits and keep-alive.
+ *
+ * One request at a time per connection (no pipelining: the next request's bytes wait until the
+ * response ended). Every request that reached the server is handed to the handler exactly once,
+ * including ones the server already knows are bad (gw_req_error() != GW_ERR_NONE: framing error,
+ * header block or body too large, too slow), so the handler can answer in its route's shape and
+ * write its table record. The handler then writes one response and calls gw_req_release(). */
+#ifndef GW_SERVER_H
+#define GW_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "gateway/arena.h"
+#include "gateway/buf.h"
+#include "gateway/config.h"
+#include "gateway/error.h"
+
+typedef struct gw_server gw_server_t;
+typedef struct gw_req gw_req_t;
+
+typedef void (*gw_req_handler_cb)(gw_req_t *r, void *ud);
+
+typedef enum {
+    GW_REQ_EV_DRAINED = 1, /** the client's write queue fell below the low watermark */
+    GW_REQ_EV_CLOSED,      /** the client went away before the response ended */
+} gw_req_event_t;
+typedef void (*gw_req_event_cb)(gw_req_t *r, gw_req_event_t ev, void *ud);
+
+#define GW_WRITE_HIGH_WATERMARK (256u << 10)
+#define GW_WRITE_LOW_WATERMARK  (64u << 10)
+
+gw_server_t *gw_server_new(uv_loop_t *loop, const gw_limits_cfg_t *limits, gw_req_handler_cb on_request, void *ud);
+/** Bind and listen; *bound_port receives the actual port (for port 0). */
+int gw_server_listen(gw_server_t *s, const char *host, int port, int *bound_port);
+/** Stop accepting, close idle connections; on_drained fires once no connection is left. */
+void gw_server_drain(gw_server_t *s, void (*on_drained)(void *ud), void *ud);
+/** Close the listener and every connection (after drain, or at exit). Frees s in a later loop turn. */
+void gw_server_close(gw_server_t *s);
+size_t gw_server_connections(const gw_server_t *s);
+/** Swap limits for connections accepted from now on (config reload). */
+void gw_server_set_limits(gw_server_t *s, const gw_limits_cfg_t *limits);
+
+/* ---- request, for the handler ---- */
+gw_err_kind_t gw_req_error(const gw_req_t *r);
+gw_str_t gw_req_method(const gw_req_t *r);
+/** Path without the query string. */
+gw_str_t gw_req_path(const gw_req_t *r);
+gw_str_t gw_req_header(const gw_req_t *r, const char *name);
+gw_str_t gw_req_body(const gw_req_t *r);
+/** Bytes of body received (may exceed what was kept when the body was too large). */
+size_t gw_req_body_bytes(const gw_req_t *r);
+gw_arena_t *gw_req_arena(gw_req_t *r);
+/** uv_hrtime() and wall clock (unix microseconds) when the first byte of the request arrived. */
+uint64_t gw_req_start_ns(const gw_req_t *r);
+int64_t gw_req_start_unix_us(const gw_req_t *r);
+/** Status line actually sent, 0 if none yet. */
+int gw_req_status_sent(const gw_req_t *r);
+/** uv_hrtime() of the first response byte queued, 0 if none. */
+uint64_t gw_req_first_byte_ns(const gw_req_t *r);
+/** Client address as "ip:port". */
+const char *gw_req_peer(const gw_req_t *r);
+
+void gw_req_set_event_cb(gw_req_t *r, gw_req_event_cb cb, void *ud);
+/** Whole response with Content-Length. extra_headers: "Name: value\r\n" lines or NULL. */
+void gw_req_respond(gw_req_t *r, int status, const char *content_type, const char *extra_headers, gw_str_t body);
+/** Start a streamed (chunked) response. */
+void gw_req_stream_start(gw_req_t *r, int status, const char *content_type, const char *extra_headers);
+/** Queue b's bytes as one chunk; takes the bytes (b is left empty, ready for reuse). */
+void gw_req_stream_write(gw_req_t *r, gw_buf_t *b);
+/** Terminating chunk; the response is complete once queued bytes are written. */
+void gw_req_stream_end(gw_req_t *r);
+/** Bytes queued for the client and not yet written. */
+size_t gw_req_write_queue(const gw_req_t *r);
+/** True once the client is gone. */
+bool gw_req_client_gone(const gw_req_t *r);
+/** The handler is done with r (after its response ended, or after GW_REQ_EV_CLOSED). */
+void gw_req_release(gw_req_t *r);
+
+#endif

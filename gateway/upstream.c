@@ -1,0 +1,382 @@
+#include "gateway/upstream.h"
+
+#include <assert.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gateway/log.h"
+
+struct gw_upctx {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t timer;
+    int in_curl;         /** depth of curl_multi_socket_action calls on the stack */
+    gw_up_t *graveyard;  /** transfers cancelled inside a curl callback, freed afterwards */
+    long connects;
+    bool closing;
+};
+
+struct gw_up {
+    gw_upctx_t *u;
+    CURL *easy;
+    struct curl_slist *headers;
+    gw_up_cb_t cb;
+    void *ud;
+    gw_buf_t ctype;
+    int retry_after;
+    bool responded, paused, cancelled;
+    char peer[64];
+    char errbuf[CURL_ERROR_SIZE];
+    gw_up_t *next_dead;
+};
+
+struct sock_ctx {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    gw_upctx_t *u;
+};
+
+static void drain_info(gw_upctx_t *u);
+
+static void up_free(gw_up_t *up)
+{
+    if (up->easy) {
+        curl_multi_remove_handle(up->u->multi, up->easy);
+        curl_easy_cleanup(up->easy);
+    }
+    curl_slist_free_all(up->headers);
+    gw_buf_dispose(&up->ctype);
+    free(up);
+}
+
+static void bury_dead(gw_upctx_t *u)
+{
+    while (u->graveyard) {
+        gw_up_t *up = u->graveyard;
+        u->graveyard = up->next_dead;
+        up_free(up);
+    }
+}
+
+static void socket_action(gw_upctx_t *u, curl_socket_t fd, int flags)
+{
+    int running;
+    u->in_curl++;
+    curl_multi_socket_action(u->multi, fd, flags, &running);
+    u->in_curl--;
+    if (u->in_curl == 0) {
+        bury_dead(u);
+        drain_info(u); /* unconditionally: the last DONE message must not be lost */
+    }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    struct sock_ctx *sc = h->data;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    else {
+        if (events & UV_READABLE)
+            flags |= CURL_CSELECT_IN;
+        if (events & UV_WRITABLE)
+            flags |= CURL_CSELECT_OUT;
+    }
+    socket_action(sc->u, sc->fd, flags);
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    gw_upctx_t *u = userp;
+    struct sock_ctx *sc = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (sc) {
+            /* Stop now: curl may close the fd right after this returns. */
+            uv_poll_stop(&sc->poll);
+            uv_close((uv_handle_t *)&sc->poll, on_poll_closed);
+            curl_multi_assign(u->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (!sc) {
+        sc = gw_xcalloc(1, sizeof(*sc));
+        sc->fd = fd;
+        sc->u = u;
+        if (uv_poll_init_socket(u->loop, &sc->poll, fd) < 0) {
+            free(sc);
+            return -1;
+        }
+        sc->poll.data = sc;
+        curl_multi_assign(u->multi, fd, sc);
+    }
+    int events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        events |= UV_READABLE;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        events |= UV_WRITABLE;
+    uv_poll_start(&sc->poll, events, on_poll);
+    return 0;
+}
+
+static void on_uv_timeout(uv_timer_t *t)
+{
+    socket_action(t->data, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    gw_upctx_t *u = userp;
+    if (timeout_ms < 0)
+        uv_timer_stop(&u->timer);
+    else
+        uv_timer_start(&u->timer, on_uv_timeout, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+static gw_up_result_t map_result(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return GW_UP_OK;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return GW_UP_E_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+        return GW_UP_E_TIMEOUT;
+    case CURLE_WRITE_ERROR:
+        return GW_UP_E_ABORTED;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+        return GW_UP_E_RESET;
+    default:
+        return GW_UP_E_OTHER;
+    }
+}
+
+static void drain_info(gw_upctx_t *u)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(u->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        gw_up_t *up = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&up);
+        CURLcode rc = m->data.result;
+        long nc = 0;
+        curl_easy_getinfo(up->easy, CURLINFO_NUM_CONNECTS, &nc);
+        u->connects += nc;
+        curl_multi_remove_handle(u->multi, up->easy);
+        if (up->cancelled) {
+            up_free(up);
+            continue;
+        }
+        if (rc == CURLE_OK && !up->responded) {
+            long status = 0;
+            curl_easy_getinfo(up->easy, CURLINFO_RESPONSE_CODE, &status);
+            up->responded = true;
+            up->cb.on_response(up->ud, status, gw_buf_str(&up->ctype), up->retry_after);
+        }
+        const char *detail = up->errbuf[0] ? up->errbuf : curl_easy_strerror(rc);
+        up->cb.on_done(up->ud, map_result(rc), detail);
+        up_free(up);
+    }
+}
+
+static size_t on_curl_header(char *data, size_t size, size_t n, void *ud)
+{
+    gw_up_t *up = ud;
+    size_t len = size * n;
+    gw_str_t line = gw_str_n(data, len);
+    if (gw_str_has_prefix(line, "HTTP/")) {
+        gw_buf_reset(&up->ctype); /* a new response (after 1xx) */
+        up->retry_after = 0;
+    } else if (len >= 13 && strncasecmp(data, "content-type:", 13) == 0) {
+        gw_str_t v = gw_str_n(data + 13, len - 13);
+        while (v.len && (*v.base == ' ' || *v.base == '\t'))
+            v.base++, v.len--;
+        while (v.len && (v.base[v.len - 1] == '\r' || v.base[v.len - 1] == '\n' || v.base[v.len - 1] == ' '))
+            v.len--;
+        gw_buf_reset(&up->ctype);
+        gw_buf_append_str(&up->ctype, v);
+    } else if (len >= 12 && strncasecmp(data, "retry-after:", 12) == 0) {
+        up->retry_after = atoi(data + 12);
+    } else if ((len == 2 && data[0] == '\r') || (len == 1 && data[0] == '\n')) {
+        long status = 0;
+        curl_easy_getinfo(up->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && !up->responded && !up->cancelled) {
+            up->responded = true;
+            char *ip = NULL;
+            long port = 0;
+            curl_easy_getinfo(up->easy, CURLINFO_PRIMARY_IP, &ip);
+            curl_easy_getinfo(up->easy, CURLINFO_PRIMARY_PORT, &port);
+            if (ip)
+                snprintf(up->peer, sizeof(up->peer), "%s:%ld", ip, port);
+            up->cb.on_response(up->ud, status, gw_buf_str(&up->ctype), up->retry_after);
+        }
+    }
+    return len;
+}
+
+static size_t on_curl_write(char *data, size_t size, size_t n, void *ud)
+{
+    gw_up_t *up = ud;
+    size_t len = size * n;
+    if (up->cancelled)
+        return 0;
+    int rc = up->cb.on_data(up->ud, data, len);
+    if (rc == GW_UP_PAUSE) {
+        up->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (rc < 0 || up->cancelled)
+        return 0; /* CURLE_WRITE_ERROR ends the transfer */
+    return len;
+}
+
+gw_upctx_t *gw_upctx_new(uv_loop_t *loop)
+{
+    gw_upctx_t *u = gw_xcalloc(1, sizeof(*u));
+    u->loop = loop;
+    u->multi = curl_multi_init();
+    if (!u->multi) {
+        free(u);
+        return NULL;
+    }
+    uv_timer_init(loop, &u->timer);
+    u->timer.data = u;
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+    /* Keep enough idle connections for a busy worker so keep-alive reuse holds under load. */
+    curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    return u;
+}
+
+static void on_ctx_timer_closed(uv_handle_t *h)
+{
+    gw_upctx_t *u = h->data;
+    free(u);
+}
+
+void gw_upctx_free(gw_upctx_t *u)
+{
+    if (!u)
+        return;
+    u->closing = true;
+    bury_dead(u);
+    /* Remaining easy handles belong to owners that are being torn down too. */
+    curl_multi_cleanup(u->multi);
+    uv_close((uv_handle_t *)&u->timer, on_ctx_timer_closed);
+}
+
+long gw_upctx_connects(const gw_upctx_t *u)
+{
+    return u->connects;
+}
+
+gw_up_t *gw_up_start(gw_upctx_t *u, const gw_up_req_t *req, const gw_up_cb_t *cb, void *ud)
+{
+    gw_up_t *up = gw_xcalloc(1, sizeof(*up));
+    up->u = u;
+    up->cb = *cb;
+    up->ud = ud;
+    up->easy = curl_easy_init();
+    if (!up->easy) {
+        free(up);
+        return NULL;
+    }
+    CURL *e = up->easy;
+    char line[512];
+    up->headers = curl_slist_append(up->headers, "Content-Type: application/json");
+    snprintf(line, sizeof(line), "Accept: %s", req->accept ? req->accept : "application/json");
+    up->headers = curl_slist_append(up->headers, line);
+    up->headers = curl_slist_append(up->headers, "Expect:"); /* no 100-continue round trip */
+    if (req->api_key) {
+        snprintf(line, sizeof(line), "Authorization: Bearer %s", req->api_key);
+        up->headers = curl_slist_append(up->headers, line);
+    }
+    if (req->request_id) {
+        snprintf(line, sizeof(line), "x-request-id: %s", req->request_id);
+        up->headers = curl_slist_append(up->headers, line);
+    }
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, up->headers);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body.base);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body.len);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->total_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, up);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, up);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, up);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, up->errbuf);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "agate/" AGATE_VERSION);
+    if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
+        up_free(up);
+        return NULL;
+    }
+    return up;
+}
+
+void gw_up_resume(gw_up_t *up)
+{
+    if (!up->paused || up->cancelled)
+        return;
+    up->paused = false;
+    /* May call on_curl_write before returning: the owner holds its re-entrancy guard. */
+    curl_easy_pause(up->easy, CURLPAUSE_CONT);
+}
+
+bool gw_up_paused(const gw_up_t *up)
+{
+    return up->paused;
+}
+
+void gw_up_cancel(gw_up_t *up)
+{
+    if (up->cancelled)
+        return;
+    up->cancelled = true;
+    gw_upctx_t *u = up->u;
+    if (u->in_curl) {
+        /* Inside a curl callback: removing the handle now would be a recursive API call. */
+        up->next_dead = u->graveyard;
+        u->graveyard = up;
+        return;
+    }
+    up_free(up);
+}
+
+const char *gw_up_peer(gw_up_t *up)
+{
+    if (!up->peer[0]) {
+        char *ip = NULL;
+        long port = 0;
+        curl_easy_getinfo(up->easy, CURLINFO_PRIMARY_IP, &ip);
+        curl_easy_getinfo(up->easy, CURLINFO_PRIMARY_PORT, &port);
+        if (ip && *ip)
+            snprintf(up->peer, sizeof(up->peer), "%s:%ld", ip, port);
+    }
+    return up->peer;
+}

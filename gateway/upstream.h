@@ -1,0 +1,59 @@
+/* gw_up: upstream HTTP transfers through one libcurl multi handle driven by the libuv loop
+ * (STYLE.md §7). Bytes are handed to the owner as they arrive; the owner may pause the transfer
+ * when its client reads slowly (STYLE.md §8) and resume it later. */
+#ifndef GW_UPSTREAM_H
+#define GW_UPSTREAM_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "gateway/buf.h"
+
+typedef struct gw_upctx gw_upctx_t;
+typedef struct gw_up gw_up_t;
+
+#define GW_UP_PAUSE 1 /* on_data: keep these bytes, pause until gw_up_resume */
+
+typedef enum {
+    GW_UP_OK = 0,
+    GW_UP_E_CONNECT,  /** could not connect (refused, unreachable, DNS) */
+    GW_UP_E_TIMEOUT,  /** connect or total timeout */
+    GW_UP_E_RESET,    /** connection broke while receiving */
+    GW_UP_E_ABORTED,  /** the owner's on_data asked to stop */
+    GW_UP_E_OTHER,
+} gw_up_result_t;
+
+typedef struct {
+    /** Status line and headers complete (final response, not 1xx). */
+    void (*on_response)(void *ud, long status, gw_str_t content_type, int retry_after);
+    /** Body bytes: 0 continue, GW_UP_PAUSE pause (bytes redelivered on resume), < 0 abort. */
+    int (*on_data)(void *ud, const char *data, size_t len);
+    /** Exactly once, never from inside a curl callback; the transfer is freed right after. */
+    void (*on_done)(void *ud, gw_up_result_t result, const char *detail);
+} gw_up_cb_t;
+
+typedef struct {
+    const char *url;
+    const char *api_key;    /** sent as "Authorization: Bearer"; NULL = none */
+    const char *request_id; /** forwarded as x-request-id */
+    const char *accept;     /** Accept header */
+    gw_str_t body;          /** POST body; must stay valid until on_done or cancel */
+    int connect_timeout_ms;
+    int total_timeout_ms;
+} gw_up_req_t;
+
+gw_upctx_t *gw_upctx_new(uv_loop_t *loop);
+/** Cancel what is left and free (handles close asynchronously). */
+void gw_upctx_free(gw_upctx_t *u);
+/** Number of new TCP connections made so far (connection reuse check). */
+long gw_upctx_connects(const gw_upctx_t *u);
+
+gw_up_t *gw_up_start(gw_upctx_t *u, const gw_up_req_t *req, const gw_up_cb_t *cb, void *ud);
+void gw_up_resume(gw_up_t *up);
+bool gw_up_paused(const gw_up_t *up);
+/** Abort now; no on_done follows. Safe from any callback of the owner. */
+void gw_up_cancel(gw_up_t *up);
+/** host:port actually connected to (empty before the connection). */
+const char *gw_up_peer(gw_up_t *up);
+
+#endif
