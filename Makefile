@@ -1,0 +1,47 @@
+# Thin wrapper; CMake does the building. `make run` and `make test` install what they need.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+
+.PHONY: all deps build build-asan run test test-plain test-asan bench bench-smoke clean
+
+all: build
+
+deps:
+	@deploy/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGW_WERROR=ON >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DGW_SANITIZE=ON -DGW_WERROR=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+run: build
+	@deploy/run-demo.sh
+
+# Everything: unit, integration and conformance tests, plain and under ASan+UBSan.
+test:
+	@deploy/install-deps.sh --test
+	@$(MAKE) --no-print-directory test-plain test-asan
+
+test-plain: build
+	@cd $(BUILD) && ctest --output-on-failure -j2
+
+test-asan: build-asan
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  AGATE_TEST_SANITIZED=1 ctest --output-on-failure -j2
+
+bench: build
+	@deploy/install-deps.sh --bench
+	@bench/run.sh
+
+bench-smoke: build
+	@deploy/install-deps.sh --bench
+	@BENCH_SMOKE=1 bench/run.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
