@@ -5,7 +5,7 @@
 
 const ad_vtable_t *ad_for(gw_adapter_kind_t kind)
 {
-    return kind == GW_ADAPTER_CHAT_COMPLETIONS ? &ad_chat_completions : NULL;
+    return kind == GW_ADAPTER_RESPONSES ? &ad_responses : &ad_chat_completions;
 }
 
 static const char *str_dup(gw_arena_t *a, gw_str_t s, size_t max)

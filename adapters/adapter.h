@@ -87,8 +87,9 @@ typedef struct ad_vtable {
 } ad_vtable_t;
 
 extern const ad_vtable_t ad_chat_completions;
+extern const ad_vtable_t ad_responses;
 
-/** The adapter for a configured kind, NULL if this build has none. */
+/** The adapter for a configured kind. */
 const ad_vtable_t *ad_for(gw_adapter_kind_t kind);
 
 /** Map a non-2xx upstream answer to a client error (PROTOCOL.md §6.3, §7.6): the message from

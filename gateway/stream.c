@@ -15,7 +15,7 @@ struct part {
 
 struct item {
     ad_item_kind_t kind;
-    char id[40];
+    char id[96]; /** upstream ids pass through (OpenAI ids are ~52 chars) */
     char *call_id, *name; /** malloc'd copies (function_call) */
     int status;           /** -1 in progress, else ad_item_status_t */
     struct part *parts;
