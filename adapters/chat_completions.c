@@ -533,6 +533,21 @@ static gw_err_kind_t kind_for_code(long code)
     return GW_ERR_UPSTREAM;
 }
 
+/* databricks_output.error carries a Databricks error_code instead of an HTTP status (§6.3):
+ * map it back through the §7.6 rows so the client sees the same class of failure. */
+static gw_err_kind_t kind_for_error_code(gw_str_t ec, gw_err_kind_t fallback)
+{
+    if (gw_str_eq(ec, "REQUEST_LIMIT_EXCEEDED") || gw_str_eq(ec, "RESOURCE_EXHAUSTED"))
+        return GW_ERR_RATE_LIMIT;
+    if (gw_str_eq(ec, "BAD_REQUEST") || gw_str_eq(ec, "INVALID_PARAMETER_VALUE"))
+        return GW_ERR_UPSTREAM_BAD_REQUEST;
+    if (gw_str_eq(ec, "TEMPORARILY_UNAVAILABLE"))
+        return GW_ERR_UNAVAILABLE;
+    if (gw_str_eq(ec, "DEADLINE_EXCEEDED"))
+        return GW_ERR_TIMEOUT;
+    return fallback;
+}
+
 /* Apply one choice's delta, then its finish_reason (§6.2). */
 static int on_choice(ad_state_t *s, const gw_json_t *choice)
 {
@@ -585,8 +600,10 @@ static int on_json(ad_state_t *s, const gw_json_t *ev)
 {
     long code;
     const char *emsg = ad_error_message(s->scratch, ev, &code);
-    if (emsg)
-        return fail_with(s, kind_for_code(code), emsg);
+    if (emsg) {
+        gw_str_t ec = gw_json_get_str(gw_json_get(gw_json_get(ev, "databricks_output"), "error"), "error_code");
+        return fail_with(s, kind_for_error_code(ec, kind_for_code(code)), emsg);
+    }
     if (ev->type != GW_JSON_OBJECT)
         return fail_with(s, GW_ERR_UPSTREAM, "upstream sent a stream event that is not a JSON object");
     if (begin(s) < 0)
@@ -683,8 +700,11 @@ static ad_state_t *cc_start(gw_arena_t *a, const gw_endpoint_cfg_t *ep, const gw
     s->scratch = gw_arena_new();
     s->max_event = lim->max_event_bytes;
     s->msg_oi = s->rs_oi = -1;
-    /* A 2xx JSON answer to a stream request is a whole completion (§8). */
-    s->json_mode = gw_str_has_prefix(content_type, "application/json");
+    /* A 2xx JSON answer to a stream request is a whole completion (§8). Media types compare
+     * case-insensitively (RFC 9110 §8.3.1). */
+    static const char json_type[] = "application/json";
+    size_t n = content_type.len < sizeof(json_type) - 1 ? content_type.len : sizeof(json_type) - 1;
+    s->json_mode = gw_str_ieq(gw_str_n(content_type.base, n), json_type);
     if (!s->json_mode)
         s->sse = gw_sse_parser_new(lim->max_event_bytes, on_sse_event, on_sse_comment, s);
     return s;

@@ -111,6 +111,18 @@ static int get_int(struct vctx *v, const gw_json_t *obj, const char *path, const
     return (int)d;
 }
 
+/* Byte counts and similar: a number in range that is also integral. */
+static size_t get_size(struct vctx *v, const gw_json_t *obj, const char *path, const char *key, double def,
+                       double min, double max)
+{
+    double d = get_number(v, obj, path, key, def, min, max, NULL);
+    if (d != (double)(uint64_t)d) {
+        fail(v, join(v, path, key), "must be an integer");
+        return (size_t)def;
+    }
+    return (size_t)d;
+}
+
 static bool get_bool(struct vctx *v, const gw_json_t *obj, const char *path, const char *key, bool def)
 {
     const gw_json_t *x = gw_json_get(obj, key);
@@ -149,8 +161,11 @@ static void parse_upstream(struct vctx *v, const gw_json_t *o, const char *path,
     check_keys(v, o, path, keys);
     u->url = get_string(v, o, path, "url", true, NULL);
     if (u->url) {
-        if (strncmp(u->url, "http://", 7) != 0 && strncmp(u->url, "https://", 8) != 0)
+        size_t skip = strncmp(u->url, "http://", 7) == 0 ? 7 : strncmp(u->url, "https://", 8) == 0 ? 8 : 0;
+        if (!skip)
             fail(v, join(v, path, "url"), "must start with http:// or https://");
+        else if (u->url[skip] == '\0' || u->url[skip] == '/')
+            fail(v, join(v, path, "url"), "must name a host after http:// or https://");
         size_t n = strlen(u->url);
         while (n > 0 && u->url[n - 1] == '/')
             ((char *)u->url)[--n] = '\0';
@@ -233,6 +248,9 @@ static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path,
         e->top_p.value = get_number(v, p, pp, "top_p", 0, 0, 1, &e->top_p.has);
         e->max_output_tokens.value =
             get_number(v, p, pp, "max_output_tokens", 0, 1, 1e9, &e->max_output_tokens.has);
+        /* Sent upstream as an integer token count (max_tokens / max_completion_tokens). */
+        if (e->max_output_tokens.value != (double)(int64_t)e->max_output_tokens.value)
+            fail(v, join(v, pp, "max_output_tokens"), "must be an integer");
     }
 
     e->connect_timeout_ms = 5000;
@@ -258,9 +276,10 @@ static void parse_listen(struct vctx *v, gw_config_t *c, const char *s)
         fail(v, "listen", "must be \"host:port\"");
         return;
     }
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535 || colon[1] == '\0') {
+    /* Digits only: strtol alone would also take " 80", "+80" or "-0". */
+    size_t ndig = strspn(colon + 1, "0123456789");
+    long port = ndig > 0 && ndig <= 5 ? strtol(colon + 1, NULL, 10) : -1;
+    if (port < 0 || colon[1 + ndig] != '\0' || port > 65535) {
         fail(v, "listen", "port must be 0..65535");
         return;
     }
@@ -341,11 +360,10 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
         c->tables.dir = get_string(&v, t, "tables", "dir", c->tables.sink == GW_SINK_JSONL, NULL);
         c->tables.flush_ms = get_int(&v, t, "tables", "flush_ms", 1000, 1, 600000);
         c->tables.max_logged_request_bytes =
-            (size_t)get_number(&v, t, "tables", "max_logged_request_bytes", 1048576, 0, 10485760, NULL);
+            get_size(&v, t, "tables", "max_logged_request_bytes", 1048576, 0, 10485760);
         c->tables.max_logged_response_bytes =
-            (size_t)get_number(&v, t, "tables", "max_logged_response_bytes", 1048576, 0, 10485760, NULL);
-        c->tables.max_queue_bytes =
-            (size_t)get_number(&v, t, "tables", "max_queue_bytes", 64 << 20, 1 << 16, 4e9, NULL);
+            get_size(&v, t, "tables", "max_logged_response_bytes", 1048576, 0, 10485760);
+        c->tables.max_queue_bytes = get_size(&v, t, "tables", "max_queue_bytes", 64 << 20, 1 << 16, 4e9);
     }
 
     c->limits.max_body_bytes = 4u << 20;
@@ -361,15 +379,13 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
                                             "header_timeout_ms", "keepalive_timeout_ms", "sse_keepalive_ms",
                                             "max_event_bytes",  NULL};
         check_keys(&v, l, "limits", lkeys);
-        c->limits.max_body_bytes = (size_t)get_number(&v, l, "limits", "max_body_bytes", 4 << 20, 1, 1 << 30, NULL);
-        c->limits.max_header_bytes =
-            (size_t)get_number(&v, l, "limits", "max_header_bytes", 16384, 256, 1 << 20, NULL);
+        c->limits.max_body_bytes = get_size(&v, l, "limits", "max_body_bytes", 4 << 20, 1, 1 << 30);
+        c->limits.max_header_bytes = get_size(&v, l, "limits", "max_header_bytes", 16384, 256, 1 << 20);
         c->limits.max_connections = get_int(&v, l, "limits", "max_connections", 4096, 1, 1000000);
         c->limits.header_timeout_ms = get_int(&v, l, "limits", "header_timeout_ms", 30000, 1, 3600000);
         c->limits.keepalive_timeout_ms = get_int(&v, l, "limits", "keepalive_timeout_ms", 60000, 1, 3600000);
         c->limits.sse_keepalive_ms = get_int(&v, l, "limits", "sse_keepalive_ms", 15000, 1, 3600000);
-        c->limits.max_event_bytes =
-            (size_t)get_number(&v, l, "limits", "max_event_bytes", 1 << 20, 1024, 1 << 30, NULL);
+        c->limits.max_event_bytes = get_size(&v, l, "limits", "max_event_bytes", 1 << 20, 1024, 1 << 30);
     }
     if (v.failed)
         goto fail;

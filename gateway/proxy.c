@@ -248,8 +248,12 @@ static const char *common_headers(struct call *c, const gw_error_t *e, bool sse)
         n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "served-model-name: %s\r\n", c->ep->name);
     if (sse)
         n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
-    if (e && e->retry_after > 0)
-        n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "Retry-After: %d\r\n", e->retry_after);
+    /* 429 and 503 always say when to come back (PROTOCOL.md §7.6); 1 s unless told otherwise. */
+    int retry = e ? e->retry_after : 0;
+    if (e && retry <= 0 && (e->kind == GW_ERR_RATE_LIMIT || e->kind == GW_ERR_UNAVAILABLE))
+        retry = 1;
+    if (retry > 0)
+        n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "Retry-After: %d\r\n", retry);
     if (e && e->kind == GW_ERR_METHOD && c->route.allow)
         n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "Allow: %s\r\n", c->route.allow);
     return gw_arena_strndup(c->a, tmp, (size_t)n);
@@ -350,6 +354,13 @@ static void on_up_done(void *ud, gw_up_result_t result, const char *detail)
                 break;
             case GW_UP_E_RESET:
                 fail_stream(c, GW_ERR_UNAVAILABLE, "upstream connection reset");
+                break;
+            case GW_UP_E_EOF:
+                /* A body cut short is the upstream's failure, like EOF before finish_reason (§8). */
+                if (c->ast)
+                    c->ad->finish(c->ast);
+                if (!gw_stream_ended(c->stream))
+                    fail_stream(c, GW_ERR_UPSTREAM, "upstream stream ended prematurely");
                 break;
             default:
                 fail_stream(c, GW_ERR_UPSTREAM, "upstream transfer failed");

@@ -80,6 +80,20 @@ static int check_content(gw_arena_t *a, gw_error_t *err, const gw_json_t *conten
     return 0;
 }
 
+static bool has_suffix(gw_str_t s, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return s.len >= n && memcmp(s.base + s.len - n, suffix, n) == 0;
+}
+
+/* Items of OpenAI's built-in tools (web_search_call, computer_call_output, mcp_call, ...) are a
+ * known feature this gateway does not offer: 400 unsupported_parameter. Any other unknown type is
+ * a bad value: 400 invalid_value (PROTOCOL.md §2.1). */
+static bool is_builtin_tool_item(gw_str_t type)
+{
+    return has_suffix(type, "_call") || has_suffix(type, "_call_output") || gw_str_has_prefix(type, "mcp_");
+}
+
 /* Input items (PROTOCOL.md §2.1): messages, function_call, function_call_output, reasoning. */
 static int check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input)
 {
@@ -140,8 +154,11 @@ static int check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input)
                           "item_reference at '%s' is not supported: agate stores no responses; send the full "
                           "items instead (store: false)",
                           path);
-        } else {
+        } else if (is_builtin_tool_item(type)) {
             return reject(a, err, GW_ERR_UNSUPPORTED, path, "input item type '%.*s' at '%s' is not supported",
+                          (int)type.len, type.base, path);
+        } else {
+            return reject(a, err, GW_ERR_INVALID_VALUE, path, "unknown input item type '%.*s' at '%s'",
                           (int)type.len, type.base, path);
         }
     }
@@ -195,10 +212,16 @@ int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_req
     if (gw_utf8_valid_prefix(body) != body.len)
         return reject(a, err, GW_ERR_INVALID_JSON, NULL, "request body is not valid UTF-8");
     r->root = root;
+    /* Table fields first: a rejected request still gets a row that carries them. */
+    r->client_request_id = gw_json_get_str(root, "client_request_id");
+    const gw_json_t *v = gw_json_get(root, "usage_context");
+    r->usage_context = gw_json_is(v, GW_JSON_OBJECT) ? v : NULL;
 
-    const gw_json_t *v = gw_json_get(root, "model");
+    v = gw_json_get(root, "model");
     if (v && v->type == GW_JSON_STRING && v->str.len)
         r->model = v->str;
+    else if (v && v->type == GW_JSON_STRING)
+        return reject(a, err, GW_ERR_INVALID_VALUE, "model", "'model' must not be empty");
     else if (v && !gw_json_is_nullish(v))
         return reject(a, err, GW_ERR_INVALID_JSON, "model", "'model' must be a string");
     else if (!databricks_route)
@@ -327,9 +350,6 @@ int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_req
     r->databricks_options = gw_json_get(root, "databricks_options");
     const gw_json_t *rt = gw_json_get(r->databricks_options, "return_trace");
     r->return_trace = gw_json_is(rt, GW_JSON_BOOL) && rt->boolean;
-    r->client_request_id = gw_json_get_str(root, "client_request_id");
-    v = gw_json_get(root, "usage_context");
-    r->usage_context = gw_json_is(v, GW_JSON_OBJECT) ? v : NULL;
     return 0;
 }
 

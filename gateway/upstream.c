@@ -156,9 +156,10 @@ static gw_up_result_t map_result(CURLcode rc)
         return GW_UP_E_TIMEOUT;
     case CURLE_WRITE_ERROR:
         return GW_UP_E_ABORTED;
+    case CURLE_PARTIAL_FILE:
+        return GW_UP_E_EOF;
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
-    case CURLE_PARTIAL_FILE:
     case CURLE_GOT_NOTHING:
         return GW_UP_E_RESET;
     default:

@@ -18,7 +18,8 @@ typedef enum {
     GW_UP_OK = 0,
     GW_UP_E_CONNECT,  /** could not connect (refused, unreachable, DNS) */
     GW_UP_E_TIMEOUT,  /** connect or total timeout */
-    GW_UP_E_RESET,    /** connection broke while receiving */
+    GW_UP_E_RESET,    /** connection reset or closed before any response */
+    GW_UP_E_EOF,      /** response body cut short (connection closed mid-body) */
     GW_UP_E_ABORTED,  /** the owner's on_data asked to stop */
     GW_UP_E_OTHER,
 } gw_up_result_t;
