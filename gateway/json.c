@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 #include "gateway/json.h"
 
 #include <assert.h>
@@ -122,9 +123,86 @@ static const yajl_callbacks parse_cbs = {
     on_null, on_bool, NULL, NULL, on_number, on_string, on_start_map, on_key, on_end, on_start_array, on_end,
 };
 
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Code unit of a \uXXXX escape at p (p[0] == '\\'), or -1. */
+static long escape_at(const char *p, const char *end)
+{
+    if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
+        return -1;
+    long v = 0;
+    for (int i = 2; i < 6; i++) {
+        int h = hexval(p[i]);
+        if (h < 0)
+            return -1;
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+/* yajl turns a high surrogate escape that no low surrogate follows into '?', losing a character
+ * an upstream split across two deltas (PROTOCOL.md §8). Rewrite such escapes as the raw CESU-8
+ * bytes of the surrogate, which yajl passes through; gw_stream joins them with the low half of
+ * the next delta, and the generator turns any leftover into U+FFFD. Returns s, or a copy. */
+static bool lone_high_at(const char *p, const char *end)
+{
+    long u = escape_at(p, end);
+    long next = escape_at(p + 6, end);
+    return u >= 0xD800 && u <= 0xDBFF && !(next >= 0xDC00 && next <= 0xDFFF);
+}
+
+static const char *keep_lone_surrogates(gw_arena_t *a, const char *s, size_t *n)
+{
+    const char *end = s + *n;
+    const char *p = s;
+    /* Find the first lone high surrogate; most events have none and are left alone. */
+    for (; p < end; p++) {
+        if (*p != '\\')
+            continue;
+        if (lone_high_at(p, end))
+            break;
+        p++; /* skip the escaped character */
+    }
+    if (p >= end)
+        return s;
+    char *out = gw_arena_alloc(a, *n); /* 6-byte escapes become 3 bytes: never longer */
+    size_t o = (size_t)(p - s);
+    memcpy(out, s, o);
+    while (p < end) {
+        if (*p != '\\') {
+            out[o++] = *p++;
+            continue;
+        }
+        if (lone_high_at(p, end)) {
+            long u = escape_at(p, end);
+            out[o++] = (char)0xED;
+            out[o++] = (char)(0x80 | ((u >> 6) & 0x3F));
+            out[o++] = (char)(0x80 | (u & 0x3F));
+            p += 6;
+            continue;
+        }
+        out[o++] = *p++;
+        if (p < end)
+            out[o++] = *p++;
+    }
+    *n = o;
+    return out;
+}
+
 int gw_json_parse(gw_arena_t *a, const char *s, size_t n, gw_json_t **out, const char **err)
 {
     struct pctx c = {.a = a};
+    if (memmem(s, n, "\\u", 2))
+        s = keep_lone_surrogates(a, s, &n);
     yajl_alloc_funcs af = {ar_malloc, ar_realloc, ar_free, a};
     yajl_handle h = yajl_alloc(&parse_cbs, &af, &c);
     yajl_config(h, yajl_dont_validate_strings, 1);

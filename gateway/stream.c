@@ -11,6 +11,8 @@
 struct part {
     ad_part_kind_t kind;
     gw_buf_t text;
+    char held[3]; /** CESU-8 high surrogate waiting for its low half (PROTOCOL.md §8) */
+    bool holding;
 };
 
 struct item {
@@ -40,6 +42,7 @@ struct gw_stream {
     char *err_message; /** owned copy for err.message */
     ad_usage_t usage;
     gw_buf_t custom_outputs, trace, upstream_model; /** serialised JSON / text */
+    gw_buf_t scratch;                              /** surrogate joining */
     uint64_t first_token_ns;
     size_t output_chars;
 };
@@ -297,11 +300,19 @@ static void ids(gw_stream_t *s, const struct item *it, int oi)
 }
 
 /* Close the open part of an item: text/refusal/summary done, then part done. */
+static int on_delta(void *ctx, int oi, gw_str_t text);
+
 static void close_part(gw_stream_t *s, int oi)
 {
     struct item *it = item_at(s, oi);
     if (!it->part_open)
         return;
+    struct part *held = &it->parts[it->n_parts - 1];
+    if (held->holding) {
+        /* A high surrogate nobody completed becomes U+FFFD, as a last delta (§8). */
+        held->holding = false;
+        on_delta(s, oi, GW_STR_LIT("\xEF\xBF\xBD"));
+    }
     it->part_open = false;
     if (!s->o.stream)
         return;
@@ -424,8 +435,8 @@ static int on_part_add(void *ctx, int oi, ad_part_kind_t kind)
     close_part(s, oi);
     it->parts = gw_xrealloc(it->parts, (it->n_parts + 1) * sizeof(*it->parts));
     struct part *p = &it->parts[it->n_parts++];
+    memset(p, 0, sizeof(*p));
     p->kind = kind;
-    gw_buf_init(&p->text);
     it->part_open = true;
     if (s->o.stream) {
         bool summary = kind == AD_PART_SUMMARY_TEXT;
@@ -437,6 +448,48 @@ static int on_part_add(void *ctx, int oi, ad_part_kind_t kind)
         ev_end(s);
     }
     return 0;
+}
+
+static bool cesu_high(const unsigned char *p)
+{
+    return p[0] == 0xED && p[1] >= 0xA0 && p[1] <= 0xAF;
+}
+
+static bool cesu_low(const unsigned char *p)
+{
+    return p[0] == 0xED && p[1] >= 0xB0 && p[1] <= 0xBF;
+}
+
+/* Join a surrogate pair split across two deltas into one 4-byte UTF-8 character, and hold a
+ * trailing high surrogate for the next delta. Returns the text to emit (may live in tmp). */
+static gw_str_t join_surrogates(struct part *p, gw_str_t text, gw_buf_t *tmp)
+{
+    const unsigned char *t = (const unsigned char *)text.base;
+    if (p->holding) {
+        p->holding = false;
+        gw_buf_reset(tmp);
+        if (text.len >= 3 && cesu_low(t)) {
+            const unsigned char *h = (const unsigned char *)p->held;
+            uint32_t hi = 0xD000u | ((h[1] & 0x3Fu) << 6) | (h[2] & 0x3Fu);
+            uint32_t lo = 0xD000u | ((t[1] & 0x3Fu) << 6) | (t[2] & 0x3Fu);
+            uint32_t cp = 0x10000u + ((hi - 0xD800u) << 10) + (lo - 0xDC00u);
+            char u8[4] = {(char)(0xF0 | (cp >> 18)), (char)(0x80 | ((cp >> 12) & 0x3F)),
+                          (char)(0x80 | ((cp >> 6) & 0x3F)), (char)(0x80 | (cp & 0x3F))};
+            gw_buf_append(tmp, u8, 4);
+            gw_buf_append(tmp, text.base + 3, text.len - 3);
+        } else {
+            gw_buf_append(tmp, "\xEF\xBF\xBD", 3); /* the held half stays alone: U+FFFD */
+            gw_buf_append_str(tmp, text);
+        }
+        text = gw_buf_str(tmp);
+        t = (const unsigned char *)text.base;
+    }
+    if (text.len >= 3 && cesu_high(t + text.len - 3)) {
+        memcpy(p->held, text.base + text.len - 3, 3);
+        p->holding = true;
+        text.len -= 3;
+    }
+    return text;
 }
 
 static int on_delta(void *ctx, int oi, gw_str_t text)
@@ -458,6 +511,10 @@ static int on_delta(void *ctx, int oi, gw_str_t text)
     } else {
         assert(it->part_open);
         struct part *p = &it->parts[it->n_parts - 1];
+        if (p->holding || (text.len >= 3 && cesu_high((const unsigned char *)text.base + text.len - 3)))
+            text = join_surrogates(p, text, &s->scratch);
+        if (!text.len)
+            return 0;
         gw_buf_append_str(&p->text, text);
         if (p->kind == AD_PART_SUMMARY_TEXT) {
             type = "response.reasoning_summary_text.delta";
@@ -683,6 +740,7 @@ void gw_stream_free(gw_stream_t *s)
     gw_buf_dispose(&s->custom_outputs);
     gw_buf_dispose(&s->trace);
     gw_buf_dispose(&s->upstream_model);
+    gw_buf_dispose(&s->scratch);
     gw_jgen_free(s->j);
     free(s);
 }
