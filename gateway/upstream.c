@@ -345,8 +345,16 @@ void gw_up_resume(gw_up_t *up)
     if (!up->paused || up->cancelled)
         return;
     up->paused = false;
-    /* May call on_curl_write before returning: the owner holds its re-entrancy guard. */
+    /* May call on_curl_write before returning, and the owner may cancel from there: count it as
+     * a curl call so such a cancel is deferred until curl is off the stack. */
+    gw_upctx_t *u = up->u;
+    u->in_curl++;
     curl_easy_pause(up->easy, CURLPAUSE_CONT);
+    u->in_curl--;
+    if (u->in_curl == 0) {
+        bury_dead(u);
+        drain_info(u);
+    }
 }
 
 bool gw_up_paused(const gw_up_t *up)
