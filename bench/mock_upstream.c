@@ -7,6 +7,14 @@
  * Framing variants (CRLF, no space after "data:", comments, multi-line data, UTF-8 split writes,
  * unknown keys) are per-scenario flags applied while an event is serialised.
  *
+ * Responses upstreams (MOCK_SCENARIOS.md, issue 5) run on the same engine: POST .../responses
+ * (OpenAI flavour: `event:` lines, sequence numbers, full lifecycle) and POST .../invocations
+ * (MLflow flavour: data-only, sparse events, `[DONE]`). An r_* scenario has one script per route
+ * built from OP_R_* steps that name an output item by index into the scenario's item table.
+ * Nothing is accumulated while streaming: every "done" event and every response object is derived
+ * by folding the script's steps up to the current one (r_fold), and the non-streaming answer is
+ * the fold of the whole script, as build_completion() does for chat.
+ *
  * One request at a time per connection (STYLE.md §6): on_message_complete pauses llhttp, the
  * response runs, and only once its last write has completed is the parser resumed on the
  * leftover input. Reading stays on while a response runs so that a client going away is noticed
@@ -76,20 +84,44 @@ typedef enum {
     OP_DONE,            /* data: [DONE] */
     OP_DATA,            /* data: <text>, a verbatim payload */
     OP_RAW,             /* text verbatim, no SSE framing at all */
+    /* Responses events (issue 5). Lifecycle and error events first, then the item-scoped ones,
+     * which address the scenario's item idx (its output_index); r_is_item_op() relies on this order. */
+    OP_R_CREATED,     /* response.created, status in_progress */
+    OP_R_IN_PROGRESS, /* response.in_progress */
+    OP_R_COMPLETED,   /* response.completed with usage */
+    OP_R_FAILED,      /* response.failed, error {code, message = text} */
+    OP_R_ERROR,       /* flat error event {code, message = text, param} */
+    OP_R_EVENT,       /* an event of type name with extra members only (unknown event types) */
+    OP_R_ADDED,       /* response.output_item.added, the item in its in_progress form */
+    OP_R_PART_ADDED,  /* response.content_part.added, content_index 0 */
+    OP_R_TEXT,        /* response.output_text.delta = text */
+    OP_R_TEXT_DONE,   /* response.output_text.done */
+    OP_R_PART_DONE,   /* response.content_part.done */
+    OP_R_ARGS,        /* response.function_call_arguments.delta = text */
+    OP_R_ARGS_DONE,   /* response.function_call_arguments.done */
+    OP_R_SUM_ADDED,   /* response.reasoning_summary_part.added, summary_index 0 */
+    OP_R_SUM,         /* response.reasoning_summary_text.delta = text */
+    OP_R_SUM_DONE,    /* response.reasoning_summary_text.done */
+    OP_R_SUM_PDONE,   /* response.reasoning_summary_part.done */
+    OP_R_ITEM_DONE,   /* response.output_item.done; text (if set) replaces the streamed content */
 } op_t;
 
 typedef struct {
     const char *text;   /** payload; OP_TOOL: arguments fragment, NULL = "arguments" key omitted */
     const char *id;     /** OP_TOOL first piece: call id */
-    const char *name;   /** OP_TOOL first piece: function name */
+    const char *name;   /** OP_TOOL first piece: function name; OP_R_EVENT: event type */
     const char *tail;   /** OP_FILL: bytes after the fill */
     const char *finish; /** finish_reason carried by this chunk; NULL = null */
+    const char *status; /** OP_R_ITEM_DONE: item status; NULL = "completed" */
+    const char *code;   /** OP_R_FAILED, OP_R_ERROR: error code (the message is text) */
+    const char *extra;  /** OP_R_*: raw JSON members appended to the event object */
+    const char *rextra; /** OP_R_ lifecycle ops: raw JSON members appended to its response object */
     size_t len;         /** OP_FILL: content bytes */
     op_t op;
-    int idx;    /** OP_TOOL: tool_calls[].index */
+    int idx;    /** OP_TOOL: tool_calls[].index; item-scoped OP_R_*: output_index */
     int repeat; /** send this many times; 0 = once */
     int ms;     /** OP_DELAY: wait; other ops: gap between repeats */
-    int prompt; /** OP_USAGE token counts */
+    int prompt; /** OP_USAGE, OP_R_COMPLETED token counts */
     int completion;
     int reasoning; /** completion_tokens_details.reasoning_tokens; < 0 = no details */
     bool role;     /** OP_TOOL: the piece also carries role:"assistant", content:null */
@@ -362,6 +394,212 @@ static const scenario_t *find_scenario(gw_str_t name)
     for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
         if (gw_str_eq(name, scenarios[i].name))
             return &scenarios[i];
+    return NULL;
+}
+
+/* ---- Responses scenario scripts (MOCK_SCENARIOS.md "Responses upstream scenarios") ---- */
+
+typedef enum {
+    RI_MESSAGE,   /* assistant message with one output_text part */
+    RI_CALL,      /* function_call */
+    RI_REASONING, /* reasoning with one summary_text part */
+} r_kind_t;
+
+/* One output item; its content (text, arguments, summary) comes from the script's steps. */
+typedef struct {
+    r_kind_t kind;
+    const char *id;
+    const char *call_id; /** RI_CALL */
+    const char *name;    /** RI_CALL */
+} r_item_t;
+
+/* What one route answers for a scenario. */
+typedef struct {
+    const step_t *steps; /** SSE script; NULL: the plain answer below, streaming or not */
+    int status;          /** with body: the plain answer (with steps: only when not streaming) */
+    const char *body;    /** application/json body of the plain answer; NULL: fold the script */
+} r_route_t;
+
+typedef struct {
+    const char *name;
+    const r_item_t *items; /** indexed by output_index */
+    size_t nitems;
+    unsigned flags;   /** SF_R_* */
+    r_route_t openai; /** POST .../responses */
+    r_route_t mlflow; /** POST .../invocations */
+} r_scenario_t;
+
+enum {
+    /* Event content normally follows the route: full events on /responses, sparse (MLflow
+     * helper style) on /invocations. These flip it for scenarios whose table cell says "same as
+     * the other column"; the framing (event: lines, [DONE]) still follows the route. */
+    SF_R_SPARSE = 1u << 8, /* sparse events on /responses too */
+    SF_R_FULL = 1u << 9,   /* full events on /invocations too */
+};
+
+#define R_RESP_ID    "resp_upstream_1"
+#define R_MODEL      "upstream-model"
+#define R_CREATED_AT 1741290958
+#define R_CUSTOM     "\"custom_outputs\":{\"k\":\"v\",\"n\":1.50}"
+#define R_TRACE      "\"databricks_output\":{\"trace\":{\"spans\":[{\"name\":\"root\"}]}}"
+#define R_DBX_ERROR                                                                                          \
+    "\"databricks_output\":{\"error\":{\"error_code\":\"BAD_REQUEST\",\"message\":\"TimeoutException: Tool " \
+    "XYZ failed to execute.\"}}"
+
+/* clang-format off */
+#define R_CREATED_EV              {.op = OP_R_CREATED}
+#define R_IN_PROGRESS             {.op = OP_R_IN_PROGRESS}
+#define R_COMPLETED(p, c, r)      {.op = OP_R_COMPLETED, .prompt = (p), .completion = (c), .reasoning = (r)}
+#define R_COMPLETED_X(p, c, rx)   {.op = OP_R_COMPLETED, .prompt = (p), .completion = (c), .rextra = (rx)}
+#define R_FAILED(cd, msg)         {.op = OP_R_FAILED, .code = (cd), .text = (msg)}
+#define R_ERROR(cd, msg)          {.op = OP_R_ERROR, .code = (cd), .text = (msg)}
+#define R_EVENT(type, members)    {.op = OP_R_EVENT, .name = (type), .extra = (members)}
+#define R_ADDED(i)                {.op = OP_R_ADDED, .idx = (i)}
+#define R_PART_ADDED(i)           {.op = OP_R_PART_ADDED, .idx = (i)}
+#define R_TEXT(i, s)              {.op = OP_R_TEXT, .idx = (i), .text = (s)}
+#define R_TEXT_DONE(i)            {.op = OP_R_TEXT_DONE, .idx = (i)}
+#define R_PART_DONE(i)            {.op = OP_R_PART_DONE, .idx = (i)}
+#define R_ARGS(i, s)              {.op = OP_R_ARGS, .idx = (i), .text = (s)}
+#define R_ARGS_DONE(i)            {.op = OP_R_ARGS_DONE, .idx = (i)}
+#define R_SUM_ADDED(i)            {.op = OP_R_SUM_ADDED, .idx = (i)}
+#define R_SUM(i, s)               {.op = OP_R_SUM, .idx = (i), .text = (s)}
+#define R_SUM_DONE(i)             {.op = OP_R_SUM_DONE, .idx = (i)}
+#define R_SUM_PDONE(i)            {.op = OP_R_SUM_PDONE, .idx = (i)}
+#define R_ITEM_DONE(i)            {.op = OP_R_ITEM_DONE, .idx = (i)}
+#define R_ITEM_DONE_X(i, members) {.op = OP_R_ITEM_DONE, .idx = (i), .extra = (members)}
+/* An item done without deltas (MLflow helpers send whole items), or with a non-final status. */
+#define R_ITEM_DONE_AS(i, content, st, members)                                                            \
+    {.op = OP_R_ITEM_DONE, .idx = (i), .text = (content), .status = (st), .extra = (members)}
+
+/* The full r_text message item 0 around its deltas. */
+#define R_OPEN_MSG0               R_CREATED_EV, R_IN_PROGRESS, R_ADDED(0), R_PART_ADDED(0)
+#define R_CLOSE_MSG0              R_TEXT_DONE(0), R_PART_DONE(0), R_ITEM_DONE(0)
+#define R_HELLO                   R_TEXT(0, "Hello"), R_TEXT(0, " from"), R_TEXT(0, " responses")
+
+static const r_item_t ri_msg[] = {{.kind = RI_MESSAGE, .id = "msg_up_1"}};
+static const r_item_t ri_tools[] = {
+    {.kind = RI_CALL, .id = "fc_up_1", .call_id = "call_up_1", .name = "tool_a"},
+    {.kind = RI_CALL, .id = "fc_up_2", .call_id = "call_up_2", .name = "tool_b"},
+};
+static const r_item_t ri_reasoning[] = {
+    {.kind = RI_REASONING, .id = "rs_up_1"},
+    {.kind = RI_MESSAGE, .id = "msg_up_1"},
+};
+
+static const step_t rs_text[] = {
+    R_OPEN_MSG0, R_HELLO, R_CLOSE_MSG0, R_COMPLETED(10, 3, 0), S_END,
+};
+static const step_t rs_text_ml[] = {
+    R_HELLO, R_ITEM_DONE(0), S_DONE, S_END,
+};
+static const step_t rs_tools[] = {
+    R_CREATED_EV, R_IN_PROGRESS, R_ADDED(0), R_ADDED(1),
+    R_ARGS(0, "{\"a\":"), R_ARGS(1, "{\"b\":"), R_ARGS(0, "1}"), R_ARGS(1, "2}"),
+    R_ARGS_DONE(0), R_ARGS_DONE(1), R_ITEM_DONE(0), R_ITEM_DONE(1),
+    R_COMPLETED(20, 8, 0), S_END,
+};
+static const step_t rs_tools_ml[] = {
+    R_ITEM_DONE_AS(0, "{\"a\":1}", NULL, NULL), R_ITEM_DONE_AS(1, "{\"b\":2}", NULL, NULL), S_DONE, S_END,
+};
+static const step_t rs_reasoning[] = {
+    R_CREATED_EV, R_IN_PROGRESS,
+    R_ADDED(0), R_SUM_ADDED(0), R_SUM(0, "Think"), R_SUM(0, "ing"), R_SUM_DONE(0), R_SUM_PDONE(0), R_ITEM_DONE(0),
+    R_ADDED(1), R_PART_ADDED(1), R_TEXT(1, "Done."), R_TEXT_DONE(1), R_PART_DONE(1), R_ITEM_DONE(1),
+    R_COMPLETED(10, 5, 2), S_END,
+};
+static const step_t rs_reasoning_ml[] = {
+    R_ITEM_DONE_AS(0, "Thinking", NULL, NULL), R_TEXT(1, "Done."), R_ITEM_DONE(1), S_DONE, S_END,
+};
+static const step_t rs_custom[] = {
+    R_OPEN_MSG0, R_HELLO, R_CLOSE_MSG0, R_COMPLETED_X(10, 3, R_CUSTOM), S_END,
+};
+static const step_t rs_custom_ml[] = {
+    R_HELLO, R_ITEM_DONE_X(0, R_CUSTOM "," R_TRACE), S_DONE, S_END,
+};
+static const step_t rs_error[] = {
+    R_OPEN_MSG0, R_TEXT(0, "Hello"),
+    R_FAILED("server_error", "agent crashed"), R_ERROR("server_error", "agent crashed"), S_END,
+};
+static const step_t rs_error_ml[] = {
+    R_TEXT(0, "Hello"), S_DATA("{\"error\":\"agent crashed\"}"), S_DONE, S_END,
+};
+static const step_t rs_error_dbx[] = {
+    R_TEXT(0, "Hello"), R_ITEM_DONE_AS(0, NULL, "incomplete", R_DBX_ERROR), S_END,
+};
+static const step_t rs_error_dbx_ml[] = {
+    R_TEXT(0, "Hello"), R_ITEM_DONE_AS(0, NULL, "incomplete", R_DBX_ERROR), S_DONE, S_END,
+};
+static const step_t rs_unknown_event[] = {
+    R_OPEN_MSG0, R_TEXT(0, "Hello"), R_EVENT("response.custom_thing", "\"x\":1"),
+    R_TEXT(0, " from"), R_TEXT(0, " responses"), R_CLOSE_MSG0, R_COMPLETED(10, 3, 0), S_END,
+};
+static const step_t rs_unknown_event_ml[] = {
+    R_TEXT(0, "Hello"), R_EVENT("response.custom_thing", "\"x\":1"),
+    R_TEXT(0, " from"), R_TEXT(0, " responses"), R_ITEM_DONE(0), S_DONE, S_END,
+};
+static const step_t rs_bad_json[] = {
+    R_CREATED_EV, S_DATA("{not json"), S_END,
+};
+static const step_t rs_bad_json_ml[] = {
+    S_DATA("{not json"), S_DONE, S_END,
+};
+static const step_t rs_delta_after_done[] = {
+    R_OPEN_MSG0, R_HELLO, R_CLOSE_MSG0, R_TEXT(0, " late"), R_COMPLETED(10, 3, 0), S_END,
+};
+static const step_t rs_delta_after_done_ml[] = {
+    R_HELLO, R_ITEM_DONE(0), R_TEXT(0, " late"), S_DONE, S_END,
+};
+static const step_t rs_two_terminal[] = {
+    R_OPEN_MSG0, R_HELLO, R_CLOSE_MSG0, R_COMPLETED(10, 3, 0), R_COMPLETED(10, 3, 0), S_END,
+};
+static const step_t rs_two_terminal_ml[] = {
+    R_OPEN_MSG0, R_HELLO, R_CLOSE_MSG0, R_COMPLETED(10, 3, 0), R_COMPLETED(10, 3, 0), S_DONE, S_END,
+};
+static const step_t rs_no_terminal[] = {
+    R_OPEN_MSG0, R_HELLO, R_CLOSE_MSG0, S_END,
+};
+
+/* RSC(name, items, flags, /responses, /invocations), each route an RR_* list of r_route_t fields. */
+#define RSC(n, it, f, oa, ml)     {.name = (n), .items = (it), .nitems = sizeof(it) / sizeof((it)[0]),     \
+                                   .flags = (f), .openai = {oa}, .mlflow = {ml}}
+#define RR(s)                     .steps = (s)
+/* The script when streaming; a plain answer for stream:false. */
+#define RR_JSON(s, st, bd)        .steps = (s), .status = (st), .body = (bd)
+#define RR_HTTP(st, bd)           .status = (st), .body = (bd)
+
+/* Non-streaming forms of the failure scenarios (no events to fold): MLflow's AgentServer answers
+ * an exception with 500 {"detail"}, Databricks serving with {"error_code","message"} and the
+ * status of that code (PROTOCOL.md §6.3, §5.4); a broken upstream sends broken JSON either way. */
+#define R_BAD_JSON_BODY           "{not json"
+#define R_DETAIL_CRASHED          "{\"detail\":\"agent crashed\"}"
+#define R_DBX_ERROR_BODY                                                                                     \
+    "{\"error_code\":\"BAD_REQUEST\",\"message\":\"TimeoutException: Tool XYZ failed to execute.\"}"
+
+static const r_scenario_t r_scenarios[] = {
+    RSC("r_text", ri_msg, 0, RR(rs_text), RR(rs_text_ml)),
+    RSC("r_tools", ri_tools, 0, RR(rs_tools), RR(rs_tools_ml)),
+    RSC("r_reasoning", ri_reasoning, 0, RR(rs_reasoning), RR(rs_reasoning_ml)),
+    RSC("r_custom", ri_msg, 0, RR(rs_custom), RR(rs_custom_ml)),
+    RSC("r_error", ri_msg, 0, RR(rs_error), RR_JSON(rs_error_ml, 500, R_DETAIL_CRASHED)),
+    RSC("r_error_dbx", ri_msg, SF_R_SPARSE, RR_JSON(rs_error_dbx, 400, R_DBX_ERROR_BODY),
+        RR_JSON(rs_error_dbx_ml, 400, R_DBX_ERROR_BODY)),
+    RSC("r_unknown_event", ri_msg, 0, RR(rs_unknown_event), RR(rs_unknown_event_ml)),
+    RSC("r_bad_json", ri_msg, 0, RR_JSON(rs_bad_json, 200, R_BAD_JSON_BODY),
+        RR_JSON(rs_bad_json_ml, 200, R_BAD_JSON_BODY)),
+    RSC("r_delta_after_done", ri_msg, 0, RR(rs_delta_after_done), RR(rs_delta_after_done_ml)),
+    RSC("r_two_terminal", ri_msg, SF_R_FULL, RR(rs_two_terminal), RR(rs_two_terminal_ml)),
+    RSC("r_no_terminal", ri_msg, 0, RR(rs_no_terminal), RR(rs_text_ml)),
+    RSC("r_http500", ri_msg, 0,
+        RR_HTTP(500, "{\"error\":{\"message\":\"responses upstream exploded\",\"type\":\"server_error\"}}"),
+        RR_HTTP(500, "{\"detail\":\"responses upstream exploded\"}")),
+};
+/* clang-format on */
+
+static const r_scenario_t *find_r_scenario(gw_str_t name)
+{
+    for (size_t i = 0; i < sizeof(r_scenarios) / sizeof(r_scenarios[0]); i++)
+        if (gw_str_eq(name, r_scenarios[i].name))
+            return &r_scenarios[i];
     return NULL;
 }
 
@@ -736,6 +974,391 @@ static void build_completion(gw_buf_t *out, const scenario_t *sc)
     gw_buf_dispose(&refusal);
 }
 
+/* ---- Responses serialisation ---- */
+
+typedef enum {
+    ROUTE_CHAT,        /* POST .../chat/completions */
+    ROUTE_RESPONSES,   /* POST .../responses: OpenAI flavour */
+    ROUTE_INVOCATIONS, /* POST .../invocations: MLflow flavour */
+} route_t;
+
+#define MOCK_R_ITEMS 4
+
+/* One output item as of some point of a script. */
+typedef struct {
+    gw_buf_t text;      /** owned: message text, call arguments or summary text so far */
+    const char *status; /** status from its output_item.done; NULL while not done */
+    bool seen;          /** some step has addressed it */
+} r_state_t;
+
+/* The state of every item, plus the last lifecycle step, as of a point of a script. */
+typedef struct {
+    r_state_t item[MOCK_R_ITEMS];
+    const step_t *life; /** last OP_R_CREATED/IN_PROGRESS/COMPLETED/FAILED step; NULL if none */
+} r_fold_t;
+
+static bool r_is_item_op(op_t op)
+{
+    return op >= OP_R_ADDED && op <= OP_R_ITEM_DONE;
+}
+
+static bool r_is_life_op(op_t op)
+{
+    return op >= OP_R_CREATED && op <= OP_R_FAILED;
+}
+
+/* Content is full (sequence numbers, indexes, logprobs) or sparse (MLflow helper style). */
+static bool r_sparse(const r_scenario_t *rs, route_t rt)
+{
+    if (rt == ROUTE_RESPONSES)
+        return (rs->flags & SF_R_SPARSE) != 0;
+    return !(rs->flags & SF_R_FULL);
+}
+
+/* Fold steps [0, end) into f (to be released with r_fold_dispose). Deltas reaching an item after
+ * its output_item.done are ignored, so the item stays as it was announced done: that is what the
+ * terminal response must list even in r_delta_after_done. */
+static void r_fold(r_fold_t *f, const r_scenario_t *rs, const step_t *steps, size_t end)
+{
+    memset(f, 0, sizeof(*f));
+    for (size_t k = 0; k < end && steps[k].op != OP_END; k++) {
+        const step_t *s = &steps[k];
+        if (r_is_life_op(s->op))
+            f->life = s;
+        if (!r_is_item_op(s->op))
+            continue;
+        assert(s->idx >= 0 && (size_t)s->idx < rs->nitems && s->idx < MOCK_R_ITEMS);
+        r_state_t *it = &f->item[s->idx];
+        it->seen = true;
+        if (it->status)
+            continue;
+        if (s->op == OP_R_TEXT || s->op == OP_R_ARGS || s->op == OP_R_SUM) {
+            for (int r = 0; r < step_repeat(s); r++)
+                gw_buf_append_cstr(&it->text, s->text);
+        } else if (s->op == OP_R_ITEM_DONE) {
+            if (s->text) {
+                gw_buf_reset(&it->text);
+                gw_buf_append_cstr(&it->text, s->text);
+            }
+            it->status = s->status ? s->status : "completed";
+        }
+    }
+}
+
+static void r_fold_dispose(r_fold_t *f)
+{
+    for (int i = 0; i < MOCK_R_ITEMS; i++)
+        gw_buf_dispose(&f->item[i].text);
+}
+
+/* An output item. done = false gives the output_item.added form (empty content, in_progress). */
+static void r_item_json(gw_buf_t *b, const r_item_t *it, const r_state_t *st, bool done, const char *status)
+{
+    gw_str_t text = done ? gw_buf_str(&st->text) : GW_STR_LIT("");
+    if (!done)
+        status = "in_progress";
+    gw_buf_append_cstr(b, "{\"id\":");
+    put_cstr(b, it->id);
+    switch (it->kind) {
+    case RI_MESSAGE:
+        gw_buf_append_cstr(b, ",\"type\":\"message\",\"status\":");
+        put_cstr(b, status);
+        gw_buf_append_cstr(b, ",\"role\":\"assistant\",\"content\":[");
+        if (done) {
+            gw_buf_append_cstr(b, "{\"type\":\"output_text\",\"text\":");
+            put_str(b, text);
+            gw_buf_append_cstr(b, ",\"annotations\":[],\"logprobs\":[]}");
+        }
+        gw_buf_append_cstr(b, "]}");
+        break;
+    case RI_CALL:
+        gw_buf_append_cstr(b, ",\"type\":\"function_call\",\"status\":");
+        put_cstr(b, status);
+        gw_buf_append_cstr(b, ",\"call_id\":");
+        put_cstr(b, it->call_id);
+        gw_buf_append_cstr(b, ",\"name\":");
+        put_cstr(b, it->name);
+        gw_buf_append_cstr(b, ",\"arguments\":");
+        put_str(b, text);
+        gw_buf_append(b, "}", 1);
+        break;
+    case RI_REASONING:
+        gw_buf_append_cstr(b, ",\"type\":\"reasoning\",\"status\":");
+        put_cstr(b, status);
+        gw_buf_append_cstr(b, ",\"summary\":[");
+        if (done) {
+            gw_buf_append_cstr(b, "{\"type\":\"summary_text\",\"text\":");
+            put_str(b, text);
+            gw_buf_append(b, "}", 1);
+        }
+        gw_buf_append_cstr(b, "]}");
+        break;
+    }
+}
+
+/* The output array: every item addressed so far, in output_index order. An item not done yet is
+ * in_progress, or incomplete once the response has failed (PROTOCOL.md §5.3). */
+static void r_output_json(gw_buf_t *b, const r_scenario_t *rs, const r_fold_t *f, bool failed)
+{
+    bool first = true;
+    gw_buf_append(b, "[", 1);
+    for (size_t i = 0; i < rs->nitems && i < MOCK_R_ITEMS; i++) {
+        const r_state_t *st = &f->item[i];
+        if (!st->seen)
+            continue;
+        if (!first)
+            gw_buf_append(b, ",", 1);
+        first = false;
+        const char *status = st->status ? st->status : failed ? "incomplete" : "in_progress";
+        r_item_json(b, &rs->items[i], st, true, status);
+    }
+    gw_buf_append(b, "]", 1);
+}
+
+/* usage with both detail objects (PROTOCOL.md §3); reasoning < 0 counts as 0. */
+static void r_usage_json(gw_buf_t *b, const step_t *s)
+{
+    int reasoning = s->reasoning > 0 ? s->reasoning : 0;
+    buf_printf(b, "{\"input_tokens\":%d,", s->prompt);
+    gw_buf_append_cstr(b, "\"input_tokens_details\":{\"cached_tokens\":0,\"cache_write_tokens\":0},");
+    buf_printf(b, "\"output_tokens\":%d,\"output_tokens_details\":{\"reasoning_tokens\":%d},", s->completion,
+               reasoning);
+    buf_printf(b, "\"total_tokens\":%d}", s->prompt + s->completion);
+}
+
+/* A full Responses object (PROTOCOL.md §3) as of fold f. life is the lifecycle step it belongs
+ * to (its status, error, usage and extra members); NULL gives a completed response without usage. */
+static void r_response_json(gw_buf_t *b, const r_scenario_t *rs, const r_fold_t *f, const step_t *life)
+{
+    op_t op = life ? life->op : OP_R_COMPLETED;
+    const char *status = op == OP_R_COMPLETED ? "completed" : op == OP_R_FAILED ? "failed" : "in_progress";
+    buf_printf(b, "{\"id\":\"%s\",\"object\":\"response\",\"created_at\":%d,\"status\":\"%s\",\"error\":",
+               R_RESP_ID, R_CREATED_AT, status);
+    if (op == OP_R_FAILED) {
+        gw_buf_append_cstr(b, "{\"code\":");
+        put_cstr(b, life->code);
+        gw_buf_append_cstr(b, ",\"message\":");
+        put_cstr(b, life->text);
+        gw_buf_append(b, "}", 1);
+    } else {
+        gw_buf_append_cstr(b, "null");
+    }
+    gw_buf_append_cstr(b, ",\"incomplete_details\":null,\"instructions\":null,\"model\":\"" R_MODEL
+                          "\",\"output\":");
+    r_output_json(b, rs, f, op == OP_R_FAILED);
+    gw_buf_append_cstr(b, ",\"parallel_tool_calls\":true,\"tool_choice\":\"auto\",\"tools\":[],"
+                          "\"temperature\":null,\"top_p\":null,\"metadata\":{},\"usage\":");
+    if (life && op == OP_R_COMPLETED)
+        r_usage_json(b, life);
+    else
+        gw_buf_append_cstr(b, "null");
+    if (life && life->rextra) {
+        gw_buf_append(b, ",", 1);
+        gw_buf_append_cstr(b, life->rextra);
+    }
+    gw_buf_append(b, "}", 1);
+}
+
+static const char *r_event_type(const step_t *s)
+{
+    switch (s->op) {
+    case OP_R_CREATED:
+        return "response.created";
+    case OP_R_IN_PROGRESS:
+        return "response.in_progress";
+    case OP_R_COMPLETED:
+        return "response.completed";
+    case OP_R_FAILED:
+        return "response.failed";
+    case OP_R_ERROR:
+        return "error";
+    case OP_R_EVENT:
+        return s->name;
+    case OP_R_ADDED:
+        return "response.output_item.added";
+    case OP_R_PART_ADDED:
+        return "response.content_part.added";
+    case OP_R_TEXT:
+        return "response.output_text.delta";
+    case OP_R_TEXT_DONE:
+        return "response.output_text.done";
+    case OP_R_PART_DONE:
+        return "response.content_part.done";
+    case OP_R_ARGS:
+        return "response.function_call_arguments.delta";
+    case OP_R_ARGS_DONE:
+        return "response.function_call_arguments.done";
+    case OP_R_SUM_ADDED:
+        return "response.reasoning_summary_part.added";
+    case OP_R_SUM:
+        return "response.reasoning_summary_text.delta";
+    case OP_R_SUM_DONE:
+        return "response.reasoning_summary_text.done";
+    case OP_R_SUM_PDONE:
+        return "response.reasoning_summary_part.done";
+    case OP_R_ITEM_DONE:
+        return "response.output_item.done";
+    default:
+        assert(!"not a Responses event");
+        return "";
+    }
+}
+
+/* The addressing members of an item-scoped event; sparse events carry item_id only. */
+static void r_address(gw_buf_t *b, const char *item_id, int idx, const char *sub, bool sparse)
+{
+    if (item_id) {
+        gw_buf_append_cstr(b, ",\"item_id\":");
+        put_cstr(b, item_id);
+    }
+    if (!sparse)
+        buf_printf(b, ",\"output_index\":%d", idx);
+    if (sub && !sparse)
+        buf_printf(b, ",\"%s\":0", sub);
+}
+
+/* The members of an item-scoped event s after its type and sequence number; st is item it as of
+ * s included (its done status, the content that s's done event reports). */
+static void r_item_members(gw_buf_t *b, const step_t *s, const r_item_t *it, const r_state_t *st, bool sparse)
+{
+    gw_str_t text = gw_buf_str(&st->text);
+    switch (s->op) {
+    case OP_R_ADDED:
+    case OP_R_ITEM_DONE:
+        r_address(b, NULL, s->idx, NULL, sparse);
+        gw_buf_append_cstr(b, ",\"item\":");
+        r_item_json(b, it, st, s->op == OP_R_ITEM_DONE, st->status);
+        break;
+    case OP_R_PART_ADDED:
+    case OP_R_PART_DONE:
+        r_address(b, it->id, s->idx, "content_index", sparse);
+        gw_buf_append_cstr(b, ",\"part\":{\"type\":\"output_text\",\"text\":");
+        put_str(b, s->op == OP_R_PART_DONE ? text : GW_STR_LIT(""));
+        gw_buf_append_cstr(b, ",\"annotations\":[],\"logprobs\":[]}");
+        break;
+    case OP_R_TEXT:
+    case OP_R_TEXT_DONE:
+        r_address(b, it->id, s->idx, "content_index", sparse);
+        gw_buf_append_cstr(b, s->op == OP_R_TEXT ? ",\"delta\":" : ",\"text\":");
+        put_str(b, s->op == OP_R_TEXT ? gw_str(s->text) : text);
+        if (!sparse)
+            gw_buf_append_cstr(b, ",\"logprobs\":[]");
+        break;
+    case OP_R_ARGS:
+        r_address(b, it->id, s->idx, NULL, sparse);
+        gw_buf_append_cstr(b, ",\"delta\":");
+        put_cstr(b, s->text);
+        break;
+    case OP_R_ARGS_DONE:
+        r_address(b, it->id, s->idx, NULL, sparse);
+        gw_buf_append_cstr(b, ",\"name\":");
+        put_cstr(b, it->name);
+        gw_buf_append_cstr(b, ",\"arguments\":");
+        put_str(b, text);
+        break;
+    case OP_R_SUM_ADDED:
+    case OP_R_SUM_PDONE:
+        r_address(b, it->id, s->idx, "summary_index", sparse);
+        gw_buf_append_cstr(b, ",\"part\":{\"type\":\"summary_text\",\"text\":");
+        put_str(b, s->op == OP_R_SUM_PDONE ? text : GW_STR_LIT(""));
+        gw_buf_append(b, "}", 1);
+        break;
+    case OP_R_SUM:
+    case OP_R_SUM_DONE:
+        r_address(b, it->id, s->idx, "summary_index", sparse);
+        gw_buf_append_cstr(b, s->op == OP_R_SUM ? ",\"delta\":" : ",\"text\":");
+        put_str(b, s->op == OP_R_SUM ? gw_str(s->text) : text);
+        break;
+    default:
+        assert(!"not an item-scoped Responses event");
+        break;
+    }
+}
+
+/* One Responses event object for steps[k] (PROTOCOL.md §4.2). seq is its sequence_number; sparse
+ * events (MLflow helper style, §5.1) have none, and no indexes or logprobs either. */
+static void r_event_json(gw_buf_t *b, const r_scenario_t *rs, const step_t *steps, size_t k, unsigned seq,
+                         bool sparse)
+{
+    const step_t *s = &steps[k];
+    r_fold_t f;
+    r_fold(&f, rs, steps, k + 1); /* includes s: its own done status and replaced content */
+
+    gw_buf_append_cstr(b, "{\"type\":");
+    put_cstr(b, r_event_type(s));
+    if (!sparse)
+        buf_printf(b, ",\"sequence_number\":%u", seq);
+    if (r_is_life_op(s->op)) {
+        gw_buf_append_cstr(b, ",\"response\":");
+        r_response_json(b, rs, &f, s);
+    } else if (s->op == OP_R_ERROR) {
+        gw_buf_append_cstr(b, ",\"code\":");
+        put_cstr(b, s->code);
+        gw_buf_append_cstr(b, ",\"message\":");
+        put_cstr(b, s->text);
+        gw_buf_append_cstr(b, ",\"param\":null");
+    } else if (r_is_item_op(s->op)) {
+        r_item_members(b, s, &rs->items[s->idx], &f.item[s->idx], sparse);
+    }
+    if (s->extra) {
+        gw_buf_append(b, ",", 1);
+        gw_buf_append_cstr(b, s->extra);
+    }
+    gw_buf_append(b, "}", 1);
+    r_fold_dispose(&f);
+}
+
+/* Serialise steps[k] as one SSE event of route rt into ev: /responses names every JSON event
+ * with an `event:` line (PROTOCOL.md §1), /invocations sends data lines only (§5.1). OP_DATA and
+ * OP_DONE are data lines on both; nth counts the events already sent and is the sequence number. */
+static void build_r_event(gw_buf_t *ev, const r_scenario_t *rs, route_t rt, const step_t *steps, size_t k,
+                          unsigned nth)
+{
+    const step_t *s = &steps[k];
+    switch (s->op) {
+    case OP_RAW:
+        gw_buf_append_cstr(ev, s->text);
+        return;
+    case OP_DATA:
+        buf_printf(ev, "data: %s\n\n", s->text);
+        return;
+    case OP_DONE:
+        gw_buf_append_cstr(ev, "data: [DONE]\n\n");
+        return;
+    default:
+        break;
+    }
+    if (rt == ROUTE_RESPONSES)
+        buf_printf(ev, "event: %s\n", r_event_type(s));
+    gw_buf_append_cstr(ev, "data: ");
+    r_event_json(ev, rs, steps, k, nth, r_sparse(rs, rt));
+    gw_buf_append_cstr(ev, "\n\n");
+}
+
+/* The non-streaming answer: the whole script folded into one object. /responses: the response
+ * as of the last lifecycle event (completed, failed, or in_progress when the script never ends
+ * it). /invocations: an MLflow ResponsesAgentResponse, {"output":[...]} plus the extra top-level
+ * members (custom_outputs, databricks_output) that the stream's events carried. */
+static void build_r_object(gw_buf_t *out, const r_scenario_t *rs, route_t rt, const step_t *steps)
+{
+    r_fold_t f;
+    r_fold(&f, rs, steps, SIZE_MAX);
+    if (rt == ROUTE_RESPONSES) {
+        r_response_json(out, rs, &f, f.life);
+    } else {
+        gw_buf_append_cstr(out, "{\"output\":");
+        r_output_json(out, rs, &f, false);
+        for (const step_t *s = steps; s->op != OP_END; s++) {
+            if (s->extra && s->op != OP_R_EVENT) {
+                gw_buf_append(out, ",", 1);
+                gw_buf_append_cstr(out, s->extra);
+            }
+        }
+        gw_buf_append(out, "}", 1);
+    }
+    r_fold_dispose(&f);
+}
+
 /* ---- server ---- */
 
 typedef struct mock_ctx mock_ctx_t;
@@ -746,13 +1369,14 @@ struct mock_ctx {
     uv_tcp_t listener;
     uv_signal_t sig_term, sig_int;
     llhttp_settings_t settings;
-    const scenario_t *def; /** --default-scenario */
-    uint64_t requests;     /** chat requests received */
-    uint64_t connections;  /** TCP connections accepted */
+    const scenario_t *def;     /** --default-scenario on the chat route (text unless it names one) */
+    const r_scenario_t *r_def; /** on the Responses routes (r_text unless it names an r_* one) */
+    uint64_t requests;         /** scenario requests received (chat and Responses routes) */
+    uint64_t connections;      /** TCP connections accepted */
     uint64_t next_id;
     size_t nconns;
     mock_conn_t *conns; /** live connections; each unlinks itself in its last close callback */
-    gw_buf_t last;      /** owned: raw body of the most recent chat request */
+    gw_buf_t last;      /** owned: raw body of the most recent scenario request (any route) */
     bool have_last;
     bool stopping;
     uint64_t log_window; /** ms, start of the current rate-limit second */
@@ -795,10 +1419,13 @@ struct mock_conn {
     uint8_t method, major, minor;
 
     /* current response */
-    const scenario_t *sc;
-    size_t step;     /* index into sc->steps */
-    int rep;         /* repetitions of the current step already sent */
-    unsigned events; /* events sent in this response */
+    route_t route;
+    const scenario_t *sc;    /* ROUTE_CHAT */
+    const r_scenario_t *rsc; /* the Responses routes */
+    const step_t *steps;     /* the script run: sc->steps or the route's r_route_t.steps */
+    size_t step;             /* index into steps */
+    int rep;                 /* repetitions of the current step already sent */
+    unsigned events;         /* events sent in this response */
     bool chunked, wait_drain, abrupt;
     gw_buf_t split; /** owned: second half of a split event, written by the timer */
     int gap_after;  /* ms to wait after the split half has been written */
@@ -1104,7 +1731,7 @@ static void run_script(mock_conn_t *c)
             c->wait_drain = true;
             return;
         }
-        const step_t *s = &c->sc->steps[c->step];
+        const step_t *s = &c->steps[c->step];
         switch (s->op) {
         case OP_END:
             if (c->chunked)
@@ -1131,9 +1758,13 @@ static void run_script(mock_conn_t *c)
         }
 
         gw_buf_t ev;
+        unsigned flags = c->sc ? c->sc->flags : c->rsc->flags;
         gw_buf_init(&ev);
-        build_event(&ev, c->sc->flags, s, c->events++);
-        if ((c->sc->flags & SF_SPLIT) && ev.len > 1) {
+        if (c->route == ROUTE_CHAT)
+            build_event(&ev, flags, s, c->events++);
+        else
+            build_r_event(&ev, c->rsc, c->route, c->steps, c->step, c->events++);
+        if ((flags & SF_SPLIT) && ev.len > 1) {
             size_t k = split_point(ev.base, ev.len);
             gw_buf_append(&c->split, ev.base + k, ev.len - k);
             ev.len = k;
@@ -1165,7 +1796,10 @@ static void send_completion(mock_conn_t *c)
 {
     gw_buf_t body;
     gw_buf_init(&body);
-    build_completion(&body, c->sc);
+    if (c->route == ROUTE_CHAT)
+        build_completion(&body, c->sc);
+    else
+        build_r_object(&body, c->rsc, c->route, c->steps);
     reply(c, 200, "application/json", "", gw_buf_str(&body));
     gw_buf_dispose(&body);
 }
@@ -1213,7 +1847,10 @@ static void reset_request(mock_conn_t *c)
     c->err_reason = NULL;
     c->head_bytes = 0;
     c->host_count = 0;
+    c->route = ROUTE_CHAT;
     c->sc = NULL;
+    c->rsc = NULL;
+    c->steps = NULL;
     c->step = 0;
     c->rep = 0;
     c->events = 0;
@@ -1304,8 +1941,8 @@ static bool is_name_char(char ch)
     return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
 }
 
-/* x-mock-scenario header, else the first mock:NAME token of the raw body, else the default. */
-static gw_str_t scenario_name(const mock_conn_t *c)
+/* x-mock-scenario header, else the first mock:NAME token of the raw body, else def. */
+static gw_str_t scenario_name(const mock_conn_t *c, const char *def)
 {
     if (c->has_scen)
         return gw_buf_str(&c->scen);
@@ -1321,46 +1958,94 @@ static gw_str_t scenario_name(const mock_conn_t *c)
             return gw_str_n(n, (size_t)(q - n));
         p = n;
     }
-    return gw_str(c->ctx->def->name);
+    return gw_str(def);
 }
 
-/* POST .../chat/completions: record it, pick the scenario, then stream it, answer it as one JSON
- * object (after the script's total delay), or send its plain HTTP answer. */
-static void serve_chat(mock_conn_t *c)
+/* Every scenario route keeps the raw body for /last-request and counts in /stats. */
+static void record_request(mock_conn_t *c)
 {
     mock_ctx_t *ctx = c->ctx;
     ctx->requests++;
     gw_buf_reset(&ctx->last);
     gw_buf_append(&ctx->last, c->body.base, c->body.len);
     ctx->have_last = true;
+}
 
-    gw_str_t name = scenario_name(c);
-    const scenario_t *sc = find_scenario(name);
-    if (!sc) {
-        gw_buf_t msg;
-        gw_buf_init(&msg);
-        gw_buf_append_cstr(&msg, "unknown mock scenario ");
-        gw_buf_append_str(&msg, name);
-        reply_error(c, 400, "invalid_request_error", gw_buf_str(&msg));
-        gw_buf_dispose(&msg);
-        return;
-    }
-    if (!sc->steps) {
-        reply(c, sc->status, sc->ctype, sc->headers, gw_str(sc->body));
-        return;
-    }
-    c->sc = sc;
-    if ((sc->flags & SF_STREAM_ONLY) || (!(sc->flags & SF_JSON_ONLY) && wants_stream(&c->body))) {
+static void reply_unknown(mock_conn_t *c, gw_str_t name)
+{
+    gw_buf_t msg;
+    gw_buf_init(&msg);
+    gw_buf_append_cstr(&msg, "unknown mock scenario ");
+    gw_buf_append_str(&msg, name);
+    reply_error(c, 400, "invalid_request_error", gw_buf_str(&msg));
+    gw_buf_dispose(&msg);
+}
+
+/* Run c->steps: as SSE, or as one JSON object after the script's total delay. */
+static void serve_script(mock_conn_t *c, bool stream)
+{
+    if (stream) {
         start_stream(c);
         return;
     }
-    uint64_t delay = script_delay(sc->steps);
+    uint64_t delay = script_delay(c->steps);
     if (delay) {
         set_state(c, CS_WAIT_JSON);
         arm_timer(c, delay);
         return;
     }
     send_completion(c);
+}
+
+/* POST .../chat/completions: record it, pick the scenario, then stream it, answer it as one JSON
+ * object (after the script's total delay), or send its plain HTTP answer. */
+static void serve_chat(mock_conn_t *c)
+{
+    record_request(c);
+    gw_str_t name = scenario_name(c, c->ctx->def->name);
+    const scenario_t *sc = find_scenario(name);
+    if (!sc) {
+        reply_unknown(c, name);
+        return;
+    }
+    if (!sc->steps) {
+        reply(c, sc->status, sc->ctype, sc->headers, gw_str(sc->body));
+        return;
+    }
+    c->route = ROUTE_CHAT;
+    c->sc = sc;
+    c->steps = sc->steps;
+    serve_script(c, (sc->flags & SF_STREAM_ONLY) || (!(sc->flags & SF_JSON_ONLY) && wants_stream(&c->body)));
+}
+
+/* POST .../responses or .../invocations: the same selection, among the r_* scenarios only (a
+ * chat scenario name is unknown here, and an r_* name is unknown on the chat route). Each route
+ * has its own script and its own plain answers (MOCK_SCENARIOS.md, issue 5). */
+static void serve_responses(mock_conn_t *c, route_t rt)
+{
+    record_request(c);
+    gw_str_t name = scenario_name(c, c->ctx->r_def->name);
+    const r_scenario_t *rs = find_r_scenario(name);
+    if (!rs) {
+        reply_unknown(c, name);
+        return;
+    }
+    const r_route_t *r = rt == ROUTE_RESPONSES ? &rs->openai : &rs->mlflow;
+    bool stream = wants_stream(&c->body);
+    if (!r->steps || (!stream && r->body)) {
+        reply(c, r->status, "application/json", "", gw_str(r->body));
+        return;
+    }
+    c->route = rt;
+    c->rsc = rs;
+    c->steps = r->steps;
+    serve_script(c, stream);
+}
+
+static bool has_suffix(gw_str_t path, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return path.len >= n && memcmp(path.base + path.len - n, suffix, n) == 0;
 }
 
 /* Route one complete request (MOCK_SCENARIOS.md "Routes"); the query string is ignored. */
@@ -1372,10 +2057,12 @@ static void dispatch(mock_conn_t *c)
     if (q)
         path.len = (size_t)(q - path.base);
 
-    static const char chat[] = "/chat/completions";
-    size_t cl = sizeof(chat) - 1;
-    if (c->method == HTTP_POST && path.len >= cl && memcmp(path.base + path.len - cl, chat, cl) == 0) {
+    if (c->method == HTTP_POST && has_suffix(path, "/chat/completions")) {
         serve_chat(c);
+    } else if (c->method == HTTP_POST && has_suffix(path, "/responses")) {
+        serve_responses(c, ROUTE_RESPONSES);
+    } else if (c->method == HTTP_POST && has_suffix(path, "/invocations")) {
+        serve_responses(c, ROUTE_INVOCATIONS);
     } else if (c->method == HTTP_GET && gw_str_eq(path, "/health")) {
         reply(c, 200, "application/json", "", GW_STR_LIT("{\"status\":\"ok\"}"));
     } else if (c->method == HTTP_GET && gw_str_eq(path, "/stats")) {
@@ -1727,12 +2414,18 @@ int main(int argc, char **argv)
         }
     }
 
-    if (!find_scenario(gw_str(def))) {
+    /* One default per family: an r_* name sets the Responses routes' default, any other the
+     * chat route's; the other family keeps its own (text, r_text). */
+    const scenario_t *chat_def = find_scenario(gw_str(def));
+    const r_scenario_t *r_def = find_r_scenario(gw_str(def));
+    if (!chat_def && !r_def) {
         fprintf(stderr, "level=error event=unknown_scenario name=\"%s\"\n", def);
         return 2;
     }
     mock_ctx_t *ctx = gw_xcalloc(1, sizeof(*ctx));
-    ctx->def = find_scenario(gw_str(def));
+    ctx->def = chat_def ? chat_def : find_scenario(GW_STR_LIT("text"));
+    ctx->r_def = r_def ? r_def : find_r_scenario(GW_STR_LIT("r_text"));
+    assert(ctx->def && ctx->r_def);
     /* A client gone mid-write must surface as EPIPE from uv_write, not kill the process. */
     signal(SIGPIPE, SIG_IGN);
     ctx->loop = uv_default_loop();
@@ -1779,7 +2472,8 @@ int main(int argc, char **argv)
 
     printf("listening %d\n", bport);
     fflush(stdout);
-    mock_log(ctx, "info", "event=listening host=%s port=%d default_scenario=%s", host, bport, ctx->def->name);
+    mock_log(ctx, "info", "event=listening host=%s port=%d default_scenario=%s default_r_scenario=%s", host,
+             bport, ctx->def->name, ctx->r_def->name);
 
     uv_run(ctx->loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(ctx->loop);
