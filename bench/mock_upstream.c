@@ -2068,8 +2068,9 @@ static void dispatch(mock_conn_t *c)
     } else if (c->method == HTTP_GET && gw_str_eq(path, "/stats")) {
         gw_buf_t b;
         gw_buf_init(&b);
-        buf_printf(&b, "{\"requests\":%" PRIu64 ",\"connections\":%" PRIu64 "}", ctx->requests,
-                   ctx->connections);
+        /* open_connections counts this /stats connection too. */
+        buf_printf(&b, "{\"requests\":%" PRIu64 ",\"connections\":%" PRIu64 ",\"open_connections\":%zu}",
+                   ctx->requests, ctx->connections, ctx->nconns);
         reply(c, 200, "application/json", "", gw_buf_str(&b));
         gw_buf_dispose(&b);
     } else if (c->method == HTTP_GET && gw_str_eq(path, "/last-request")) {

@@ -309,8 +309,10 @@ static int on_up_data(void *ud, const char *data, size_t len)
     if (!c->ast || gw_stream_ended(c->stream))
         return 0; /* bytes after the end ([DONE] then EOF) are drained, keeping the connection */
     /* Client slower than upstream: leave the bytes with curl until the client drains (§8). */
-    if (gw_req_write_queue(c->r) > GW_WRITE_HIGH_WATERMARK)
+    if (gw_req_write_queue(c->r) > GW_WRITE_HIGH_WATERMARK) {
+        gw_log(GW_LOG_DEBUG, c->request_id, "event=upstream_paused queued=%zu", gw_req_write_queue(c->r));
         return GW_UP_PAUSE;
+    }
     c->in_cb++;
     c->ad->feed(c->ast, data, len);
     arm_up_timer(c, c->ep->idle_timeout_ms);
@@ -449,8 +451,10 @@ static void on_req_event(gw_req_t *r, gw_req_event_t ev, void *ud)
     struct call *c = ud;
     c->in_cb++;
     if (ev == GW_REQ_EV_DRAINED) {
-        if (c->up && gw_up_paused(c->up))
+        if (c->up && gw_up_paused(c->up)) {
+            gw_log(GW_LOG_DEBUG, c->request_id, "event=upstream_resumed queued=%zu", gw_req_write_queue(c->r));
             gw_up_resume(c->up);
+        }
     } else if (ev == GW_REQ_EV_CLOSED && !c->client_done) {
         /* Client gone: stop the upstream at once and record what we had (§8). */
         gw_log(GW_LOG_INFO, c->request_id, "event=client_closed");

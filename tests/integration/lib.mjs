@@ -130,6 +130,12 @@ function spawnAndWait(bin, args, label, onLine, timeoutMs = WAIT_MS) {
     if (unexpected) {
       throw new Error(`${label} died during the tests (code ${unexpected.code}, signal ${unexpected.signal}); stderr tail:\n${tail(logs.stderr, 40)}`);
     }
+    // A clean shutdown exits 0; anything else (a sanitizer's leak report at exit, a drain that
+    // needed SIGKILL) is a failure the tests must see.
+    const fin = await exited;
+    if (fin.code !== 0) {
+      throw new Error(`${label} did not shut down cleanly (code ${fin.code}, signal ${fin.signal}); stderr tail:\n${tail(logs.stderr, 40)}`);
+    }
     return proc.exitInfo;
   };
   return { proc, logs, ready, stop, exited };
