@@ -180,6 +180,66 @@ static void parse_upstream(struct vctx *v, const gw_json_t *o, const char *path,
     u->weight = get_int(v, o, path, "weight", 1, 1, 1000);
 }
 
+/* Load balancing: strategy, retries, fallbacks, health checks, outlier ejection (issue 4). */
+static void parse_balancing(struct vctx *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e)
+{
+    gw_lb_opts_default(&e->lb);
+    const char *st = get_string(v, o, path, "strategy", false, "p2c_ewma");
+    static const char *const names[] = {"round_robin", "weighted", "least_outstanding", "p2c_ewma"};
+    bool found = false;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(st, names[i]) == 0) {
+            e->lb.strategy = (gw_lb_strategy_t)i;
+            found = true;
+        }
+    if (!found)
+        fail(v, join(v, path, "strategy"), "must be round_robin, weighted, least_outstanding or p2c_ewma");
+    e->replica_retries = get_int(v, o, path, "retries", 1, 0, 10);
+
+    const gw_json_t *fb = get_typed(v, o, path, "fallbacks", GW_JSON_ARRAY, false);
+    if (fb && !v->failed) {
+        e->n_fallbacks = fb->len;
+        e->fallbacks = gw_arena_calloc(v->a, sizeof(*e->fallbacks) * (fb->len ? fb->len : 1));
+        size_t i = 0;
+        for (const gw_json_t *x = fb->child; x; x = x->next, i++) {
+            if (x->type != GW_JSON_STRING || !x->str.len) {
+                fail(v, index_path(v, join(v, path, "fallbacks"), i), "must be an endpoint name");
+                return;
+            }
+            e->fallbacks[i] = gw_arena_strndup(v->a, x->str.base, x->str.len);
+        }
+    }
+
+    e->health_path = NULL;
+    e->health_interval_ms = 5000;
+    e->health_timeout_ms = 1000;
+    const gw_json_t *hc = get_typed(v, o, path, "health_check", GW_JSON_OBJECT, false);
+    if (hc) {
+        static const char *const hkeys[] = {"path",           "interval_ms",         "timeout_ms",
+                                            "healthy_threshold", "unhealthy_threshold", NULL};
+        const char *hp = join(v, path, "health_check");
+        check_keys(v, hc, hp, hkeys);
+        e->health_path = get_string(v, hc, hp, "path", false, "/health");
+        if (e->health_path[0] != '/')
+            fail(v, join(v, hp, "path"), "must start with /");
+        e->health_interval_ms = get_int(v, hc, hp, "interval_ms", 5000, 10, 3600000);
+        e->health_timeout_ms = get_int(v, hc, hp, "timeout_ms", 1000, 1, 600000);
+        e->lb.healthy_threshold = get_int(v, hc, hp, "healthy_threshold", e->lb.healthy_threshold, 1, 100);
+        e->lb.unhealthy_threshold = get_int(v, hc, hp, "unhealthy_threshold", e->lb.unhealthy_threshold, 1, 100);
+    }
+    const gw_json_t *ol = get_typed(v, o, path, "outlier", GW_JSON_OBJECT, false);
+    if (ol) {
+        static const char *const okeys[] = {"consecutive_failures", "base_ejection_ms", "max_ejection_ms",
+                                            "max_ejected_percent", NULL};
+        const char *op = join(v, path, "outlier");
+        check_keys(v, ol, op, okeys);
+        e->lb.consecutive_failures = get_int(v, ol, op, "consecutive_failures", e->lb.consecutive_failures, 0, 1000);
+        e->lb.base_ejection_ms = get_int(v, ol, op, "base_ejection_ms", e->lb.base_ejection_ms, 1, 3600000);
+        e->lb.max_ejection_ms = get_int(v, ol, op, "max_ejection_ms", e->lb.max_ejection_ms, 1, 86400000);
+        e->lb.max_ejected_percent = get_int(v, ol, op, "max_ejected_percent", e->lb.max_ejected_percent, 0, 100);
+    }
+}
+
 static bool valid_name(const char *s)
 {
     if (!*s)
@@ -193,9 +253,10 @@ static bool valid_name(const char *s)
 
 static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e)
 {
-    static const char *const keys[] = {"name",    "adapter", "flavor",   "upstreams",        "model",
-                                       "params",  "developer_role",      "max_tokens_field", "timeouts",
-                                       "sampling_rate",      NULL};
+    static const char *const keys[] = {"name",          "adapter",  "flavor",          "upstreams",
+                                       "model",         "params",   "developer_role",  "max_tokens_field",
+                                       "timeouts",      "sampling_rate", "strategy",   "retries",
+                                       "fallbacks",     "health_check",  "outlier",    NULL};
     if (o->type != GW_JSON_OBJECT) {
         fail(v, path, "must be an object");
         return;
@@ -252,6 +313,8 @@ static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path,
         if (e->max_output_tokens.value != (double)(int64_t)e->max_output_tokens.value)
             fail(v, join(v, pp, "max_output_tokens"), "must be an integer");
     }
+
+    parse_balancing(v, o, path, e);
 
     e->connect_timeout_ms = 5000;
     e->first_event_timeout_ms = 10000;
@@ -330,6 +393,13 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
         size_t i = 0;
         for (const gw_json_t *e = eps->child; e; e = e->next, i++)
             parse_endpoint(&v, e, index_path(&v, "endpoints", i), &c->endpoints[i]);
+        for (size_t x = 0; x < c->n_endpoints && !v.failed; x++)
+            for (size_t f = 0; f < c->endpoints[x].n_fallbacks; f++) {
+                const char *fn = c->endpoints[x].fallbacks[f];
+                if (!gw_config_endpoint(c, fn, strlen(fn)) || strcmp(fn, c->endpoints[x].name) == 0)
+                    fail(&v, index_path(&v, join(&v, index_path(&v, "endpoints", x), "fallbacks"), f),
+                         "\"%s\" is not another endpoint", fn);
+            }
         for (size_t x = 0; x < c->n_endpoints && !v.failed; x++)
             for (size_t y = x + 1; y < c->n_endpoints; y++)
                 if (strcmp(c->endpoints[x].name, c->endpoints[y].name) == 0)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "gateway/arena.h"
+#include "gateway/balancer.h"
 
 typedef enum { GW_ADAPTER_CHAT_COMPLETIONS = 0, GW_ADAPTER_RESPONSES } gw_adapter_kind_t;
 typedef enum { GW_FLAVOR_OPENAI = 0, GW_FLAVOR_MLFLOW } gw_flavor_t;
@@ -41,6 +42,13 @@ typedef struct {
     int idle_timeout_ms;          /** between upstream bytes, default 60000 */
     int total_timeout_ms;         /** whole upstream attempt, default 297000 */
     double sampling_rate;         /** payload table, (0,1], default 1 */
+    gw_lb_opts_t lb;              /** strategy, outlier ejection, health thresholds */
+    int replica_retries;          /** extra attempts on other replicas before commit, default 1 */
+    const char **fallbacks;       /** other endpoint names, tried in order after all replicas failed */
+    size_t n_fallbacks;
+    const char *health_path;      /** active health check path (GET <url><path>); NULL = off */
+    int health_interval_ms;       /** default 5000 */
+    int health_timeout_ms;        /** default 1000 */
 } gw_endpoint_cfg_t;
 
 typedef enum { GW_SINK_NONE = 0, GW_SINK_JSONL } gw_sink_kind_t;

@@ -19,16 +19,53 @@
 
 #define MAX_UPSTREAM_ERROR_BODY (64u << 10) /* §6.3: read at most 64 KiB of a non-2xx body */
 
+#define MAX_ATTEMPTS 16
+#define MAX_REPLICAS 64
+
+struct ep_state;
+
+/* Active health check of one replica: a GET on the replica's origin + path, on a timer. */
+struct hc {
+    struct ep_state *es;
+    int idx;
+    uv_timer_t timer;
+    gw_up_t *up;
+    long status;
+    char url[512];
+};
+
+/* Balancer and health checks of one endpoint of one config generation. */
+struct ep_state {
+    gw_proxy_t *p;
+    const gw_endpoint_cfg_t *ep;
+    gw_lb_t *lb;
+    struct hc *checks; /** one per replica when health checks are on */
+    int open_timers;
+    bool retired;
+    struct ep_state *next_retired;
+};
+
 struct gw_proxy {
     uv_loop_t *loop;
     const gw_config_t *cfg;
     tb_sink_t *sink;
     gw_upctx_t *up;
     size_t active;
-    unsigned *rr; /** round-robin cursor per endpoint of cfg */
-    size_t n_rr;
+    struct ep_state **eps; /** per endpoint of cfg */
+    size_t n_eps;
+    struct ep_state *retired; /** states of older configs: in-flight calls may still use them */
+    gw_lb_budget_t budget;
     char instance[96];
     gw_buf_t row; /** scratch for serialising table rows */
+};
+
+struct attempt {
+    const char *entity; /** endpoint name */
+    char replica[64];
+    int64_t started_ms, duration_ms;
+    long status;
+    const char *error_code;
+    const char *outcome;
 };
 
 /* One client request, from routing to its table row. */
@@ -38,9 +75,19 @@ struct call {
     gw_arena_t *a;
     const gw_config_t *cfg;
     gw_route_t route;
-    const gw_endpoint_cfg_t *ep;
+    const gw_endpoint_cfg_t *ep; /** endpoint of the current attempt */
+    struct ep_state *es;
     const ad_vtable_t *ad;
     ad_state_t *ast;
+    int replica;                 /** replica index of the current attempt, -1 none */
+    uint8_t tried[MAX_REPLICAS];
+    int retries_left;
+    size_t next_fallback;
+    bool fallback_used, budget_taken;
+    const gw_endpoint_cfg_t *primary;
+    uint64_t attempt_ns, attempt_first_byte_ns;
+    struct attempt attempts[MAX_ATTEMPTS];
+    int n_attempts;
     gw_request_t req;
     bool req_parsed;
     gw_stream_t *stream;
@@ -65,6 +112,7 @@ struct call {
 
 static void flush(struct call *c);
 static void maybe_free(struct call *c);
+static void end_attempt(struct call *c, gw_lb_outcome_t outcome, const char *outcome_name, const char *error_code);
 
 /* ---------------- helpers ---------------- */
 
@@ -146,7 +194,31 @@ static void write_record(struct call *c)
     }
     rec.front_route = gw_route_front_name(c->route.kind);
     rec.upstream_replica = c->up_peer[0] ? c->up_peer : NULL;
-    rec.attempt_count = c->dispatch_ns ? 1 : 0;
+    rec.attempt_count = c->n_attempts;
+    rec.fallback_used = c->fallback_used;
+    gw_buf_t att;
+    gw_buf_init(&att);
+    gw_jgen_t *j = gw_jgen_new(&att);
+    gw_jgen_array_open(j);
+    for (int i = 0; i < c->n_attempts; i++) {
+        const struct attempt *at = &c->attempts[i];
+        gw_jgen_map_open(j);
+        gw_jgen_kv_cstr(j, "served_entity_name", at->entity);
+        gw_jgen_kv_cstr(j, "replica", at->replica);
+        gw_jgen_kv_int(j, "started_ms", at->started_ms);
+        gw_jgen_kv_int(j, "duration_ms", at->duration_ms);
+        gw_jgen_cstr(j, "status_code");
+        if (at->status)
+            gw_jgen_int(j, at->status);
+        else
+            gw_jgen_null(j);
+        gw_jgen_kv_cstr(j, "error_code", at->error_code);
+        gw_jgen_kv_cstr(j, "outcome", at->outcome ? at->outcome : "cancelled");
+        gw_jgen_map_close(j);
+    }
+    gw_jgen_array_close(j);
+    gw_jgen_free(j);
+    rec.attempts = gw_buf_str(&att);
     rec.gateway_instance = p->instance;
     rec.config_version = c->cfg->version;
     rec.total_duration_ms = ms_between(start, now);
@@ -186,8 +258,10 @@ static void write_record(struct call *c)
     rec.usage_context = c->req.usage_context;
     /* Sampling (§4): decided at acceptance; errors are always kept with fraction 1. */
     bool error_row = rec.status_code >= 400 || strcmp(rec.finish_status, "completed") != 0;
-    if (c->sampled_out && !error_row)
+    if (c->sampled_out && !error_row) {
+        gw_buf_dispose(&att);
         return;
+    }
     if (c->sampled_out || error_row)
         rec.sampling_fraction = error_row && c->ep && c->ep->sampling_rate < 1.0 ? 1.0 : rec.sampling_fraction;
     tb_limits_t lim = {c->cfg->tables.max_logged_request_bytes, c->cfg->tables.max_logged_response_bytes};
@@ -197,6 +271,7 @@ static void write_record(struct call *c)
     tb_rec_date(rec.request_time_us, date);
     snprintf(table, sizeof(table), "%s_payload", c->ep ? c->ep->name : "unrouted");
     tb_sink_write(p->sink, table, date, gw_buf_str(&p->row));
+    gw_buf_dispose(&att);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -217,6 +292,7 @@ static void complete(struct call *c)
         c->up = NULL;
         if (!c->up_end_ns)
             c->up_end_ns = uv_hrtime();
+        end_attempt(c, GW_LB_OK, "cancelled", "CANCELLED");
     }
     write_record(c);
     uv_close((uv_handle_t *)&c->up_timer, on_timer_closed);
@@ -237,6 +313,7 @@ static void maybe_free(struct call *c)
     if (!c->released)
         gw_req_release(c->r);
     p->active--;
+    p->budget.active = (int)p->active;
     free(c);
 }
 
@@ -285,11 +362,17 @@ static void reject(struct call *c, gw_err_kind_t kind, const char *message, cons
 
 static void arm_up_timer(struct call *c, int ms);
 
+static uint64_t now_ms(void)
+{
+    return uv_hrtime() / 1000000;
+}
+
 static void on_up_response(void *ud, long status, gw_str_t content_type, int retry_after)
 {
     struct call *c = ud;
     c->up_status = status;
     c->up_retry_after = retry_after;
+    c->attempt_first_byte_ns = uv_hrtime();
     if (c->up)
         snprintf(c->up_peer, sizeof(c->up_peer), "%s", gw_up_peer(c->up));
     if (status >= 200 && status < 300)
@@ -327,47 +410,148 @@ static void fail_stream(struct call *c, gw_err_kind_t kind, const char *msg)
     gw_stream_fail(c->stream, &e);
 }
 
+static int begin_attempt(struct call *c);
+
+/* What an ended attempt means for the balancer and whether another replica may help
+ * (INFERENCE_TABLES.md §7.3 rule 1: connect errors, timeouts before the first byte, 429, 500,
+ * 502, 503, 504 are retryable; other 4xx are the request's fault). */
+static gw_lb_outcome_t classify(const struct call *c, gw_up_result_t result, bool *retryable)
+{
+    *retryable = false;
+    if (result == GW_UP_E_CONNECT || result == GW_UP_E_RESET) {
+        *retryable = true;
+        return GW_LB_FAIL_CONNECT;
+    }
+    if (result == GW_UP_E_TIMEOUT) {
+        *retryable = true;
+        return GW_LB_FAIL_TIMEOUT;
+    }
+    if (result != GW_UP_OK)
+        return GW_LB_FAIL_5XX;
+    long st = c->up_status;
+    if (st == 429) {
+        *retryable = true;
+        return GW_LB_OVERLOADED;
+    }
+    if (st == 500 || st == 502 || st == 503 || st == 504) {
+        *retryable = true;
+        return GW_LB_FAIL_5XX;
+    }
+    return st >= 500 ? GW_LB_FAIL_5XX : GW_LB_OK;
+}
+
+/* Close the books on the current attempt: balancer feedback, retry budget, attempts column. */
+static void end_attempt(struct call *c, gw_lb_outcome_t outcome, const char *outcome_name, const char *error_code)
+{
+    if (c->replica < 0)
+        return;
+    uint64_t now = uv_hrtime();
+    uint64_t until = c->attempt_first_byte_ns ? c->attempt_first_byte_ns : now;
+    gw_lb_end(c->es->lb, c->replica, outcome, (until - c->attempt_ns) / 1000000, now / 1000000);
+    if (c->budget_taken) {
+        gw_lb_budget_put(&c->p->budget);
+        c->budget_taken = false;
+    }
+    if (c->n_attempts > 0) {
+        struct attempt *at = &c->attempts[c->n_attempts - 1];
+        at->duration_ms = ms_between(c->attempt_ns, now);
+        at->status = c->up_status;
+        at->outcome = outcome_name;
+        at->error_code = error_code;
+    }
+    c->replica = -1;
+}
+
+/* Try elsewhere if nothing reached the client yet: another replica of this endpoint (bounded by
+ * retries and the retry budget), then the endpoint's fallbacks in order. Returns true if a new
+ * attempt started. */
+static bool try_elsewhere(struct call *c)
+{
+    if (c->client_done || gw_stream_begun(c->stream) || c->n_attempts >= MAX_ATTEMPTS)
+        return false;
+    if (c->ast) {
+        c->ad->dispose(c->ast);
+        c->ast = NULL;
+    }
+    gw_buf_reset(&c->up_error);
+    c->up_status = 0;
+    if (c->retries_left > 0 && gw_lb_budget_take(&c->p->budget)) {
+        c->retries_left--;
+        c->budget_taken = true;
+        if (begin_attempt(c) == 0)
+            return true;
+        gw_lb_budget_put(&c->p->budget);
+        c->budget_taken = false;
+    }
+    while (c->next_fallback < c->primary->n_fallbacks) {
+        const char *name = c->primary->fallbacks[c->next_fallback++];
+        const gw_endpoint_cfg_t *fb = gw_config_endpoint(c->cfg, name, strlen(name));
+        if (!fb)
+            continue;
+        c->ep = fb;
+        c->es = c->p->cfg == c->cfg ? c->p->eps[fb - c->cfg->endpoints] : NULL;
+        if (!c->es)
+            return false;
+        c->retries_left = fb->replica_retries;
+        memset(c->tried, 0, sizeof(c->tried));
+        c->fallback_used = true;
+        gw_log(GW_LOG_INFO, c->request_id, "event=fallback endpoint=%s", fb->name);
+        if (begin_attempt(c) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void on_up_done(void *ud, gw_up_result_t result, const char *detail)
 {
     struct call *c = ud;
     c->up = NULL;
     c->up_end_ns = uv_hrtime();
     c->in_cb++;
+    bool retryable;
+    gw_lb_outcome_t outcome = classify(c, result, &retryable);
+    bool http_error = c->up_status && (c->up_status < 200 || c->up_status >= 300) && result == GW_UP_OK;
+    gw_error_t e = {0};
+    if (http_error) {
+        ad_error_from_http(c->a, c->up_status, gw_buf_str(&c->up_error), c->up_retry_after, &e);
+        gw_log(GW_LOG_INFO, c->request_id, "event=upstream_http_error status=%ld replica=%s", c->up_status,
+               c->up_peer);
+    } else if (result != GW_UP_OK && (result != GW_UP_E_ABORTED || !gw_stream_ended(c->stream))) {
+        gw_log(GW_LOG_WARN, c->request_id, "event=upstream_error result=%d detail=\"%s\"", (int)result,
+               detail ? detail : "");
+        e.kind = result == GW_UP_E_CONNECT   ? GW_ERR_UNAVAILABLE
+                 : result == GW_UP_E_TIMEOUT ? GW_ERR_TIMEOUT
+                 : result == GW_UP_E_RESET   ? GW_ERR_UNAVAILABLE
+                                             : GW_ERR_UPSTREAM;
+        e.message = result == GW_UP_E_CONNECT   ? "could not connect to the upstream"
+                    : result == GW_UP_E_TIMEOUT ? "upstream timed out"
+                    : result == GW_UP_E_RESET   ? "upstream connection reset"
+                                                : "upstream stream ended prematurely";
+    }
+    bool failed = e.message != NULL;
+    end_attempt(c, outcome, failed ? (retryable ? "retry" : "failed") : "ok", failed ? gw_err_error_code(e.kind) : NULL);
     if (!c->client_done) {
-        if (c->up_status && (c->up_status < 200 || c->up_status >= 300) && result == GW_UP_OK) {
-            gw_error_t e;
-            ad_error_from_http(c->a, c->up_status, gw_buf_str(&c->up_error), c->up_retry_after, &e);
-            gw_log(GW_LOG_INFO, c->request_id, "event=upstream_http_error status=%ld", c->up_status);
+        if (failed && retryable && try_elsewhere(c)) {
+            c->in_cb--;
+            return;
+        }
+        if (c->n_attempts > 0 && failed)
+            c->attempts[c->n_attempts - 1].outcome = "failed";
+        if (http_error) {
             gw_stream_fail(c->stream, &e);
         } else if (result == GW_UP_OK) {
             if (c->ast)
                 c->ad->finish(c->ast);
             else
                 fail_stream(c, GW_ERR_UPSTREAM, "upstream sent no response");
-        } else if (result != GW_UP_E_ABORTED || !gw_stream_ended(c->stream)) {
-            gw_log(GW_LOG_WARN, c->request_id, "event=upstream_error result=%d detail=\"%s\"", (int)result,
-                   detail ? detail : "");
-            switch (result) {
-            case GW_UP_E_CONNECT:
-                fail_stream(c, GW_ERR_UNAVAILABLE, "could not connect to the upstream");
-                break;
-            case GW_UP_E_TIMEOUT:
-                fail_stream(c, GW_ERR_TIMEOUT, "upstream timed out");
-                break;
-            case GW_UP_E_RESET:
-                fail_stream(c, GW_ERR_UNAVAILABLE, "upstream connection reset");
-                break;
-            case GW_UP_E_EOF:
-                /* A body cut short is the upstream's failure, like EOF before finish_reason (§8). */
-                if (c->ast)
-                    c->ad->finish(c->ast);
-                if (!gw_stream_ended(c->stream))
-                    fail_stream(c, GW_ERR_UPSTREAM, "upstream stream ended prematurely");
-                break;
-            default:
-                fail_stream(c, GW_ERR_UPSTREAM, "upstream transfer failed");
-                break;
-            }
+        } else if (result == GW_UP_E_EOF) {
+            /* A body cut short is the upstream's failure, like EOF before finish_reason (§8). */
+            if (c->ast)
+                c->ad->finish(c->ast);
+            if (!gw_stream_ended(c->stream))
+                gw_stream_fail(c->stream, &e);
+        } else if (failed) {
+            gw_stream_fail(c->stream, &e);
         }
         flush(c);
     }
@@ -384,10 +568,15 @@ static void on_up_timer(uv_timer_t *t)
     gw_up_cancel(c->up);
     c->up = NULL;
     c->up_end_ns = uv_hrtime();
-    fail_stream(c, GW_ERR_TIMEOUT,
-                c->ast && gw_stream_committed(c->stream) ? "upstream stream stalled past the idle timeout"
-                                                         : "upstream did not answer in time");
-    flush(c);
+    bool before_first_event = !gw_stream_begun(c->stream);
+    end_attempt(c, GW_LB_FAIL_TIMEOUT, before_first_event ? "first_token_timeout" : "timeout", "DEADLINE_EXCEEDED");
+    /* No first event in time counts as a retryable failure of the attempt (§7.3 rule 4). */
+    if (!(before_first_event && try_elsewhere(c))) {
+        fail_stream(c, GW_ERR_TIMEOUT,
+                    before_first_event ? "upstream did not answer in time"
+                                       : "upstream stream stalled past the idle timeout");
+        flush(c);
+    }
     c->in_cb--;
     maybe_free(c);
 }
@@ -488,34 +677,31 @@ static bool json_content_type(gw_str_t ct)
     return true;
 }
 
-static const gw_upstream_cfg_t *pick_replica(struct call *c)
-{
-    gw_proxy_t *p = c->p;
-    size_t idx = (size_t)(c->ep - c->cfg->endpoints);
-    if (c->cfg != p->cfg || idx >= p->n_rr)
-        return &c->ep->upstreams[0];
-    return &c->ep->upstreams[p->rr[idx]++ % c->ep->n_upstreams];
-}
-
+/* /readyz: 200 while every endpoint has a usable replica, else 503; per-endpoint counts. */
 static void respond_ready(struct call *c)
 {
     gw_buf_t b;
     gw_buf_init(&b);
     gw_jgen_t *j = gw_jgen_new(&b);
+    bool ready = c->p->n_eps > 0;
     gw_jgen_map_open(j);
-    gw_jgen_kv_cstr(j, "status", "ready");
     gw_jgen_cstr(j, "endpoints");
     gw_jgen_array_open(j);
-    for (size_t i = 0; i < c->cfg->n_endpoints; i++) {
+    for (size_t i = 0; i < c->p->n_eps; i++) {
+        struct ep_state *es = c->p->eps[i];
+        size_t avail = gw_lb_available_count(es->lb, now_ms());
+        ready = ready && avail > 0;
         gw_jgen_map_open(j);
-        gw_jgen_kv_cstr(j, "name", c->cfg->endpoints[i].name);
-        gw_jgen_kv_int(j, "replicas", (int64_t)c->cfg->endpoints[i].n_upstreams);
+        gw_jgen_kv_cstr(j, "name", es->ep->name);
+        gw_jgen_kv_int(j, "replicas", (int64_t)gw_lb_size(es->lb));
+        gw_jgen_kv_int(j, "healthy", (int64_t)avail);
         gw_jgen_map_close(j);
     }
     gw_jgen_array_close(j);
+    gw_jgen_kv_cstr(j, "status", ready ? "ready" : "not_ready");
     gw_jgen_map_close(j);
     gw_jgen_free(j);
-    gw_req_respond(c->r, 200, "application/json", NULL, gw_buf_str(&b));
+    gw_req_respond(c->r, ready ? 200 : 503, "application/json", NULL, gw_buf_str(&b));
     gw_buf_dispose(&b);
 }
 
@@ -595,11 +781,6 @@ static void start(struct call *c)
         gw_id_random(&x, sizeof(x));
         c->sampled_out = (double)x / 4294967296.0 >= c->ep->sampling_rate;
     }
-    if (c->ad->encode_request(&c->req, c->ep, dbx, &c->up_body, &err) < 0) {
-        c->rejected = true;
-        respond_error(c, &err);
-        return;
-    }
     gw_stream_opts_t so = {
         .front = dbx ? GW_FRONT_DATABRICKS : GW_FRONT_OPENAI,
         .stream = c->req.stream,
@@ -610,7 +791,34 @@ static void start(struct call *c)
         .created_at = gw_req_start_unix_us(r) / 1000000,
     };
     c->stream = gw_stream_new(&so);
-    const gw_upstream_cfg_t *ucfg = pick_replica(c);
+    c->primary = c->ep;
+    c->es = c->p->cfg == c->cfg ? c->p->eps[c->ep - c->cfg->endpoints] : NULL;
+    c->retries_left = c->ep->replica_retries;
+    gw_req_set_event_cb(r, on_req_event, c);
+    if (!c->es || begin_attempt(c) < 0) {
+        if (!try_elsewhere(c)) {
+            fail_stream(c, GW_ERR_UNAVAILABLE, "no upstream replica is available");
+            flush(c);
+        }
+    }
+}
+
+/* Start one upstream attempt on a replica of c->ep chosen by the balancer. */
+static int begin_attempt(struct call *c)
+{
+    int idx = gw_lb_pick(c->es->lb, now_ms(), c->tried);
+    if (idx < 0 || idx >= MAX_REPLICAS)
+        return -1;
+    const gw_adapter_kind_t kind = c->ep->adapter;
+    if (!c->ad || c->ad != ad_for(kind) || c->n_attempts == 0 || c->fallback_used) {
+        /* The body depends on the endpoint (model, adapter): encode it for this one. */
+        gw_error_t err = {0};
+        c->ad = ad_for(kind);
+        gw_buf_reset(&c->up_body);
+        if (c->ad->encode_request(&c->req, c->ep, is_dbx(c), &c->up_body, &err) < 0)
+            return -1;
+    }
+    const gw_upstream_cfg_t *ucfg = &c->ep->upstreams[idx];
     const char *path = c->ad->path(c->ep);
     size_t ul = strlen(ucfg->url) + strlen(path) + 1;
     char *url = gw_arena_alloc(c->a, ul);
@@ -626,14 +834,26 @@ static void start(struct call *c)
         .total_timeout_ms = c->ep->total_timeout_ms,
     };
     static const gw_up_cb_t cbs = {on_up_response, on_up_data, on_up_done};
-    c->dispatch_ns = uv_hrtime();
+    c->attempt_ns = uv_hrtime();
+    if (!c->dispatch_ns)
+        c->dispatch_ns = c->attempt_ns;
+    c->attempt_first_byte_ns = 0;
+    c->up_status = 0;
+    c->up_peer[0] = '\0';
     c->up = gw_up_start(c->p->up, &ureq, &cbs, c);
-    if (!c->up) {
-        reject(c, GW_ERR_INTERNAL, "could not start the upstream request", NULL);
-        return;
-    }
-    gw_req_set_event_cb(r, on_req_event, c);
+    if (!c->up)
+        return -1;
+    c->tried[idx] = 1;
+    c->replica = idx;
+    gw_lb_begin(c->es->lb, idx);
+    struct attempt *at = &c->attempts[c->n_attempts++];
+    memset(at, 0, sizeof(*at));
+    at->entity = c->ep->name;
+    snprintf(at->replica, sizeof(at->replica), "%s", ucfg->url);
+    at->started_ms = ms_between(gw_req_start_ns(c->r), c->attempt_ns);
+    at->outcome = "ok";
     arm_up_timer(c, c->ep->first_event_timeout_ms);
+    return 0;
 }
 
 void gw_proxy_handle(gw_req_t *r, void *ud)
@@ -644,7 +864,9 @@ void gw_proxy_handle(gw_req_t *r, void *ud)
     c->r = r;
     c->a = gw_req_arena(r);
     c->cfg = p->cfg;
+    c->replica = -1;
     p->active++;
+    p->budget.active = (int)p->active;
     gw_id_uuid7(c->request_id, c->hex, (uint64_t)(gw_req_start_unix_us(r) / 1000));
     /* The response id carries the same 128 bits as the request id (PROTOCOL.md §7.5). */
     snprintf(c->response_id, sizeof(c->response_id), "resp_%s", c->hex);
@@ -660,11 +882,144 @@ void gw_proxy_handle(gw_req_t *r, void *ud)
 
 /* ---------------- proxy ---------------- */
 
-static void reset_rr(gw_proxy_t *p)
+/* ---------------- active health checks ---------------- */
+
+static void hc_schedule(struct hc *h, int ms);
+
+static void hc_on_response(void *ud, long status, gw_str_t ct, int retry_after)
 {
-    free(p->rr);
-    p->n_rr = p->cfg->n_endpoints;
-    p->rr = gw_xcalloc(p->n_rr ? p->n_rr : 1, sizeof(*p->rr));
+    (void)ct;
+    (void)retry_after;
+    ((struct hc *)ud)->status = status;
+}
+
+static int hc_on_data(void *ud, const char *data, size_t len)
+{
+    (void)ud;
+    (void)data;
+    (void)len;
+    return 0;
+}
+
+static void hc_on_done(void *ud, gw_up_result_t result, const char *detail)
+{
+    (void)detail;
+    struct hc *h = ud;
+    h->up = NULL;
+    bool ok = result == GW_UP_OK && h->status >= 200 && h->status < 300;
+    bool was = gw_lb_available(h->es->lb, h->idx, now_ms());
+    gw_lb_health(h->es->lb, h->idx, ok, now_ms());
+    bool is = gw_lb_available(h->es->lb, h->idx, now_ms());
+    if (was != is)
+        gw_log(GW_LOG_WARN, NULL, "event=replica_health endpoint=%s replica=%s available=%d", h->es->ep->name,
+               h->es->ep->upstreams[h->idx].url, is);
+    if (!h->es->retired)
+        hc_schedule(h, h->es->ep->health_interval_ms);
+}
+
+static void hc_on_timer(uv_timer_t *t)
+{
+    struct hc *h = t->data;
+    if (h->up || h->es->retired)
+        return;
+    static const gw_up_cb_t cbs = {hc_on_response, hc_on_data, hc_on_done};
+    gw_up_req_t req = {
+        .url = h->url,
+        .accept = "*/*",
+        .body = GW_STR_NULL,
+        .connect_timeout_ms = h->es->ep->health_timeout_ms,
+        .total_timeout_ms = h->es->ep->health_timeout_ms,
+    };
+    h->status = 0;
+    h->up = gw_up_start(h->es->p->up, &req, &cbs, h);
+    if (!h->up)
+        hc_schedule(h, h->es->ep->health_interval_ms);
+}
+
+static void hc_schedule(struct hc *h, int ms)
+{
+    uv_timer_start(&h->timer, hc_on_timer, (uint64_t)ms, 0);
+}
+
+/* Origin of a base URL ("http://host:port/v1" -> "http://host:port"): health paths are absolute. */
+static size_t origin_len(const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? strchr(p + 3, '/') : NULL;
+    return p ? (size_t)(p - url) : strlen(url);
+}
+
+static void es_timer_closed(uv_handle_t *h)
+{
+    struct ep_state *es = ((struct hc *)h->data)->es;
+    if (--es->open_timers == 0) {
+        free(es->checks);
+        gw_lb_free(es->lb);
+        free(es);
+    }
+}
+
+static struct ep_state *es_new(gw_proxy_t *p, const gw_endpoint_cfg_t *ep)
+{
+    struct ep_state *es = gw_xcalloc(1, sizeof(*es));
+    es->p = p;
+    es->ep = ep;
+    int weights[MAX_REPLICAS];
+    size_t n = ep->n_upstreams < MAX_REPLICAS ? ep->n_upstreams : MAX_REPLICAS;
+    for (size_t i = 0; i < n; i++)
+        weights[i] = ep->upstreams[i].weight;
+    uint64_t seed;
+    gw_id_random(&seed, sizeof(seed));
+    es->lb = gw_lb_new(&ep->lb, weights, n, seed);
+    if (ep->health_path) {
+        es->checks = gw_xcalloc(n, sizeof(*es->checks));
+        for (size_t i = 0; i < n; i++) {
+            struct hc *h = &es->checks[i];
+            h->es = es;
+            h->idx = (int)i;
+            snprintf(h->url, sizeof(h->url), "%.*s%s", (int)origin_len(ep->upstreams[i].url), ep->upstreams[i].url,
+                     ep->health_path);
+            uv_timer_init(p->loop, &h->timer);
+            h->timer.data = h;
+            es->open_timers++;
+            hc_schedule(h, 0);
+        }
+    }
+    return es;
+}
+
+/* Stop health checks; the state itself lives until the proxy goes (calls may still use it). */
+static void es_retire(struct ep_state *es)
+{
+    es->retired = true;
+    for (size_t i = 0; es->checks && i < gw_lb_size(es->lb); i++) {
+        uv_timer_stop(&es->checks[i].timer);
+        if (es->checks[i].up) {
+            gw_up_cancel(es->checks[i].up);
+            es->checks[i].up = NULL;
+        }
+    }
+}
+
+static void es_free(struct ep_state *es)
+{
+    es_retire(es);
+    if (!es->open_timers) {
+        gw_lb_free(es->lb);
+        free(es);
+        return;
+    }
+    size_t n = es->open_timers;
+    for (size_t i = 0; i < n; i++)
+        uv_close((uv_handle_t *)&es->checks[i].timer, es_timer_closed);
+}
+
+static void build_eps(gw_proxy_t *p)
+{
+    p->n_eps = p->cfg->n_endpoints;
+    p->eps = gw_xcalloc(p->n_eps ? p->n_eps : 1, sizeof(*p->eps));
+    for (size_t i = 0; i < p->n_eps; i++)
+        p->eps[i] = es_new(p, &p->cfg->endpoints[i]);
 }
 
 gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sink)
@@ -673,6 +1028,8 @@ gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sin
     p->loop = loop;
     p->cfg = cfg;
     p->sink = sink;
+    p->budget.ratio = 0.2;
+    p->budget.min_concurrent = 3;
     p->up = gw_upctx_new(loop);
     if (!p->up) {
         free(p);
@@ -681,7 +1038,7 @@ gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sin
     char host[64] = "localhost";
     gethostname(host, sizeof(host) - 1);
     snprintf(p->instance, sizeof(p->instance), "%s:%ld", host, (long)getpid());
-    reset_rr(p);
+    build_eps(p);
     return p;
 }
 
@@ -689,16 +1046,33 @@ void gw_proxy_free(gw_proxy_t *p)
 {
     if (!p)
         return;
+    for (size_t i = 0; i < p->n_eps; i++)
+        es_retire(p->eps[i]);
+    for (struct ep_state *es = p->retired; es; es = es->next_retired)
+        es_retire(es);
     gw_upctx_free(p->up);
+    for (size_t i = 0; i < p->n_eps; i++)
+        es_free(p->eps[i]);
+    while (p->retired) {
+        struct ep_state *es = p->retired;
+        p->retired = es->next_retired;
+        es_free(es);
+    }
+    free(p->eps);
     gw_buf_dispose(&p->row);
-    free(p->rr);
     free(p);
 }
 
 void gw_proxy_set_config(gw_proxy_t *p, const gw_config_t *cfg)
 {
+    for (size_t i = 0; i < p->n_eps; i++) {
+        es_retire(p->eps[i]);
+        p->eps[i]->next_retired = p->retired;
+        p->retired = p->eps[i];
+    }
+    free(p->eps);
     p->cfg = cfg;
-    reset_rr(p);
+    build_eps(p);
 }
 
 size_t gw_proxy_active(const gw_proxy_t *p)

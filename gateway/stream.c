@@ -755,6 +755,11 @@ gw_buf_t *gw_stream_out(gw_stream_t *s)
     return &s->out;
 }
 
+bool gw_stream_begun(const gw_stream_t *s)
+{
+    return s->begun;
+}
+
 bool gw_stream_committed(const gw_stream_t *s)
 {
     return s->committed;

@@ -43,6 +43,8 @@ const ad_emit_t *gw_stream_emitter(gw_stream_t *s);
 
 /** Pending client bytes (body only; the owner frames HTTP). */
 gw_buf_t *gw_stream_out(gw_stream_t *s);
+/** The adapter reported the upstream's first event: from now on no retry or fallback. */
+bool gw_stream_begun(const gw_stream_t *s);
 /** Stream mode: the first event went out, so the HTTP status is 200 for good. */
 bool gw_stream_committed(const gw_stream_t *s);
 /** Terminal state reached (finished, failed or cancelled). */

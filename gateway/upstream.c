@@ -303,7 +303,8 @@ gw_up_t *gw_up_start(gw_upctx_t *u, const gw_up_req_t *req, const gw_up_cb_t *cb
     }
     CURL *e = up->easy;
     char line[512];
-    up->headers = curl_slist_append(up->headers, "Content-Type: application/json");
+    if (req->body.base)
+        up->headers = curl_slist_append(up->headers, "Content-Type: application/json");
     snprintf(line, sizeof(line), "Accept: %s", req->accept ? req->accept : "application/json");
     up->headers = curl_slist_append(up->headers, line);
     up->headers = curl_slist_append(up->headers, "Expect:"); /* no 100-continue round trip */
@@ -317,9 +318,13 @@ gw_up_t *gw_up_start(gw_upctx_t *u, const gw_up_req_t *req, const gw_up_cb_t *cb
     }
     curl_easy_setopt(e, CURLOPT_URL, req->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, up->headers);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body.base);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body.len);
+    if (req->body.base) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body.base);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body.len);
+    } else {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    }
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);

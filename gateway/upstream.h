@@ -38,7 +38,7 @@ typedef struct {
     const char *api_key;    /** sent as "Authorization: Bearer"; NULL = none */
     const char *request_id; /** forwarded as x-request-id */
     const char *accept;     /** Accept header */
-    gw_str_t body;          /** POST body; must stay valid until on_done or cancel */
+    gw_str_t body;          /** POST body; must stay valid until on_done or cancel. base NULL = GET */
     int connect_timeout_ms;
     int total_timeout_ms;
 } gw_up_req_t;

@@ -126,7 +126,9 @@ void tb_rec_serialize(const tb_rec_t *r, const tb_limits_t *lim, gw_buf_t *o)
     kv_str(o, "upstream_model", r->upstream_model);
     kv_cstr(o, "upstream_replica", r->upstream_replica);
     kv_int(o, "attempt_count", r->attempt_count, true);
-    kv_bool(o, "fallback_used", false);
+    gw_buf_append_cstr(o, ",\"attempts\":");
+    gw_buf_append_str(o, r->attempts.base ? r->attempts : GW_STR_LIT("[]"));
+    kv_bool(o, "fallback_used", r->fallback_used);
     kv_cstr(o, "gateway_instance", r->gateway_instance);
     kv_cstr(o, "config_version", r->config_version);
     kv_int(o, "total_duration_ms", r->total_duration_ms, true);

@@ -33,6 +33,8 @@ typedef struct {
     gw_str_t upstream_model;
     const char *upstream_replica;
     int attempt_count;
+    gw_str_t attempts;             /** JSON array text of the attempts column; base NULL = [] */
+    bool fallback_used;
     const char *gateway_instance;
     const char *config_version;
     int64_t total_duration_ms;
