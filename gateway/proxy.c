@@ -108,6 +108,8 @@ struct call {
     gw_buf_t error_body;   /** error JSON sent, for the table */
     const char *error_code, *error_message;
     bool sampled_out;
+    bool draining;  /** answered; the upstream transfer reads its last bytes */
+    size_t drained;
 };
 
 static void flush(struct call *c);
@@ -288,13 +290,19 @@ static void complete(struct call *c)
         return;
     c->client_done = true;
     if (c->up) {
-        gw_up_cancel(c->up);
-        c->up = NULL;
-        if (!c->up_end_ns)
-            c->up_end_ns = uv_hrtime();
-        end_attempt(c, GW_LB_OK, "cancelled", "CANCELLED");
+        gw_finish_status_t st = c->stream ? gw_stream_status(c->stream) : GW_FINISH_NONE;
+        if (st == GW_FINISH_COMPLETED || st == GW_FINISH_INCOMPLETE) {
+            /* Answered at [DONE]: let the transfer read its last bytes (the chunked terminator)
+             * so the upstream connection goes back to the pool instead of being torn down. */
+            c->draining = true;
+        } else {
+            gw_up_cancel(c->up);
+            c->up = NULL;
+            if (!c->up_end_ns)
+                c->up_end_ns = uv_hrtime();
+            end_attempt(c, GW_LB_OK, "cancelled", "CANCELLED");
+        }
     }
-    write_record(c);
     uv_close((uv_handle_t *)&c->up_timer, on_timer_closed);
     uv_close((uv_handle_t *)&c->ka_timer, on_timer_closed);
 }
@@ -304,6 +312,7 @@ static void maybe_free(struct call *c)
     if (c->in_cb || !c->client_done || c->open_timers || c->up)
         return;
     gw_proxy_t *p = c->p;
+    write_record(c); /* now every attempt is settled */
     if (c->ast && c->ad)
         c->ad->dispose(c->ast);
     gw_stream_free(c->stream);
@@ -382,8 +391,11 @@ static void on_up_response(void *ud, long status, gw_str_t content_type, int ret
 static int on_up_data(void *ud, const char *data, size_t len)
 {
     struct call *c = ud;
-    if (c->client_done)
-        return -1;
+    if (c->client_done) {
+        /* Draining after the answer: tolerate a little trailing data, no more. */
+        c->drained += len;
+        return c->draining && c->drained <= MAX_UPSTREAM_ERROR_BODY ? 0 : -1;
+    }
     if (c->up_status < 200 || c->up_status >= 300) {
         size_t room = MAX_UPSTREAM_ERROR_BODY - c->up_error.len;
         gw_buf_append(&c->up_error, data, len < room ? len : room);
@@ -401,7 +413,7 @@ static int on_up_data(void *ud, const char *data, size_t len)
     arm_up_timer(c, c->ep->idle_timeout_ms);
     flush(c);
     c->in_cb--;
-    return c->client_done ? -1 : 0;
+    return c->client_done && !c->draining ? -1 : 0;
 }
 
 static void fail_stream(struct call *c, gw_err_kind_t kind, const char *msg)
@@ -426,6 +438,8 @@ static gw_lb_outcome_t classify(const struct call *c, gw_up_result_t result, boo
         *retryable = true;
         return GW_LB_FAIL_TIMEOUT;
     }
+    if (result == GW_UP_E_ABORTED)
+        return GW_LB_OK; /* we stopped it (client gone, bad data handled above): not the replica's fault */
     if (result != GW_UP_OK)
         return GW_LB_FAIL_5XX;
     long st = c->up_status;

@@ -1,0 +1,232 @@
+// Load balancing in front of several real mock replicas (issue 4): distribution per strategy,
+// connection reuse, retries on dead/frozen replicas before the first byte, passive ejection and
+// readmission, active health checks in /readyz, 429 fallbacks, and no retry after the first byte.
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startMock, startAgate, makeTempDir, http, sse, crid, readTable, waitFor, waitRow, sleep, checkErrorReply,
+} from './lib.mjs';
+
+const T = { timeout: 60_000 };
+
+async function mocks(n, args = []) {
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(await startMock(args));
+  return out;
+}
+
+function endpoint(name, ms, extra = {}) {
+  return { name, adapter: 'chat_completions', upstreams: ms.map((m) => ({ url: m.url, ...(m.weight ? { weight: m.weight } : {}) })), model: 'mock-model', ...extra };
+}
+
+async function stack(endpoints, extra = {}) {
+  const tablesDir = makeTempDir('agate-lb-tables-');
+  const agate = await startAgate({ listen: '127.0.0.1:0', endpoints, tables: { sink: 'jsonl', dir: tablesDir, flush_ms: 50 }, ...extra });
+  return { agate, tablesDir };
+}
+
+async function ask(agate, model = 'lb', input = 'hi', extraBody = {}) {
+  return http('POST', `${agate.base}/v1/responses`, { body: { model, input, client_request_id: crid('lb'), ...extraBody } });
+}
+
+async function requestsPer(ms) {
+  const out = [];
+  for (const m of ms) out.push((await m.stats()).requests);
+  return out;
+}
+
+async function stopAll(list) {
+  for (const x of list) {
+    try { await x.stop(); } catch { /* a replica killed on purpose reports its death here */ }
+  }
+}
+
+describe('distribution', () => {
+  test('round_robin spreads 300 requests exactly evenly over 3 replicas', T, async () => {
+    const ms = await mocks(3);
+    const { agate } = await stack([endpoint('lb', ms, { strategy: 'round_robin' })]);
+    try {
+      for (let i = 0; i < 300; i++) assert.equal((await ask(agate)).status, 200);
+      assert.deepEqual(await requestsPer(ms), [100, 100, 100]);
+    } finally { await agate.stop(); await stopAll(ms); }
+  });
+
+  test('weighted 1:2:3 gives 100/200/300 of 600 requests', T, async () => {
+    const ms = await mocks(3);
+    ms.forEach((m, i) => { m.weight = i + 1; });
+    const { agate } = await stack([endpoint('lb', ms, { strategy: 'weighted' })]);
+    try {
+      for (let i = 0; i < 600; i++) assert.equal((await ask(agate)).status, 200);
+      assert.deepEqual(await requestsPer(ms), [100, 200, 300]);
+    } finally { await agate.stop(); await stopAll(ms); }
+  });
+
+  test('p2c_ewma sends measurably less traffic to a slow replica', T, async () => {
+    // Replica 0 answers every request slowly (10 deltas 200 ms apart is too slow for a test:
+    // use bench_slow50, 20 deltas 50 ms apart = ~1 s); the others answer at once.
+    const slow = await startMock(['--default-scenario', 'bench_slow50']);
+    const fast = await mocks(2, ['--default-scenario', 'bench20']);
+    const ms = [slow, ...fast];
+    const { agate } = await stack([endpoint('lb', ms, { strategy: 'p2c_ewma' })]);
+    try {
+      // 8 concurrent clients for ~4 s: outstanding requests pile up on the slow replica.
+      const deadline = Date.now() + 4000;
+      const worker = async () => {
+        for (let i = 0; i < 400 && Date.now() < deadline; i++) assert.equal((await ask(agate)).status, 200);
+      };
+      await Promise.all(Array.from({ length: 8 }, worker));
+      const [s, f1, f2] = await requestsPer(ms);
+      const total = s + f1 + f2;
+      assert.ok(total > 30, `enough requests ran (${total})`);
+      assert.ok(s / total < 0.15, `slow replica got ${s} of ${total} (< 15%)`);
+    } finally { await agate.stop(); await stopAll(ms); }
+  });
+});
+
+test('connection reuse: 20 sequential requests to one replica open 1 connection', T, async () => {
+  const [m] = await mocks(1);
+  const { agate } = await stack([endpoint('lb', [m])]);
+  try {
+    const before = (await m.stats()).connections;
+    for (let i = 0; i < 20; i++) assert.equal((await ask(agate)).status, 200);
+    const after = (await m.stats()).connections;
+    // +1 for each /stats call of ours (a fresh fetch connection), +1 for agate's pooled one.
+    assert.ok(after - before <= 2, `connections opened: ${after - before}`);
+  } finally { await agate.stop(); await m.stop(); }
+});
+
+describe('failures before the first byte are retried elsewhere', () => {
+  test('a killed replica costs no request; it is ejected, then readmitted when it returns', T, async () => {
+    const ms = await mocks(3);
+    const { agate, tablesDir } = await stack([endpoint('lb', ms, {
+      strategy: 'round_robin', retries: 1,
+      outlier: { consecutive_failures: 2, base_ejection_ms: 400, max_ejected_percent: 50 },
+    })]);
+    const deadPort = ms[0].port;
+    let revived;
+    try {
+      ms[0].proc.kill('SIGKILL');
+      await sleep(100);
+      for (let i = 0; i < 60; i++) assert.equal((await ask(agate)).status, 200, `request ${i}`);
+      // Rows show retries: some attempt lists start with a failed attempt on the dead replica.
+      await waitFor(() => readTable(tablesDir).length >= 60, 5000, 'rows');
+      const rows = readTable(tablesDir);
+      const retried = rows.filter((r) => r.attempt_count === 2);
+      assert.ok(retried.length >= 1, 'at least one request was retried');
+      for (const r of retried) {
+        assert.equal(r.attempts[0].outcome, 'retry');
+        assert.equal(r.attempts[0].error_code, 'TEMPORARILY_UNAVAILABLE');
+        assert.equal(r.attempts[1].outcome, 'ok');
+        assert.notEqual(r.attempts[0].replica, r.attempts[1].replica);
+      }
+      // Ejected: after the streak, the dead replica is skipped (not every 3rd request retried).
+      assert.ok(retried.length <= 6, `ejection stopped the retries (${retried.length} retried)`);
+      const ready = (await http('GET', `${agate.base}/readyz`)).json;
+      assert.equal(ready.endpoints[0].healthy, 2);
+      // Revive on the same port: after the ejection expires it gets traffic again.
+      revived = await startMock(['--port', String(deadPort)]);
+      await sleep(500);
+      await waitFor(async () => {
+        for (let i = 0; i < 6; i++) await ask(agate);
+        return (await revived.stats()).requests > 0;
+      }, 8000, 'revived replica gets traffic');
+    } finally {
+      await agate.stop();
+      await stopAll(ms);
+      if (revived) await revived.stop();
+    }
+  });
+
+  test('a frozen replica (SIGSTOP) times out before the first event and the request succeeds elsewhere', T, async () => {
+    const ms = await mocks(2);
+    const { agate, tablesDir } = await stack([endpoint('lb', ms, {
+      strategy: 'round_robin', retries: 1, timeouts: { first_event_ms: 300 },
+    })]);
+    try {
+      ms[0].proc.kill('SIGSTOP');
+      for (let i = 0; i < 4; i++) {
+        const r = await ask(agate, 'lb', 'hi', { stream: i % 2 === 0 });
+        assert.equal(r.status, 200, `request ${i}`);
+      }
+      await waitFor(() => readTable(tablesDir).length >= 4, 5000, 'rows');
+      const timedOut = readTable(tablesDir).filter((r) => r.attempts.some((a) => a.outcome === 'first_token_timeout'));
+      assert.ok(timedOut.length >= 1, 'some attempt hit the first-event timeout and was retried');
+      for (const r of timedOut) assert.equal(r.finish_status, 'completed');
+    } finally {
+      ms[0].proc.kill('SIGCONT');
+      await agate.stop();
+      await stopAll(ms);
+    }
+  });
+
+  test('no retry after the first byte reached the client', T, async () => {
+    const bad = await startMock(['--default-scenario', 'abrupt_close']);
+    const good = await startMock();
+    const { agate, tablesDir } = await stack([endpoint('lb', [bad, good], { strategy: 'round_robin', retries: 2 })]);
+    try {
+      const id = crid('noretry');
+      // Round robin starts at replica 0 (the abrupt one): the stream commits, then breaks.
+      const s = await sse(`${agate.base}/v1/responses`, { model: 'lb', input: 'hi', stream: true, client_request_id: id });
+      assert.equal(s.status, 200);
+      assert.equal(s.events.at(-2).type, 'response.failed');
+      const row = await waitRow(tablesDir, (r) => r.client_request_id === id);
+      assert.equal(row.attempt_count, 1);
+      assert.equal((await good.stats()).requests, 0, 'the healthy replica never saw the request');
+    } finally { await agate.stop(); await stopAll([bad, good]); }
+  });
+});
+
+describe('429 and fallbacks', () => {
+  test('all replicas 429 → the fallback endpoint answers', T, async () => {
+    const limited = await mocks(2, ['--default-scenario', 'http429']);
+    const spare = await startMock();
+    const { agate, tablesDir } = await stack([
+      endpoint('lb', limited, { strategy: 'round_robin', retries: 1, fallbacks: ['spare'] }),
+      endpoint('spare', [spare]),
+    ]);
+    try {
+      const id = crid('fb');
+      const r = await ask(agate, 'lb', 'hi', { client_request_id: id });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('served-model-name'), 'spare');
+      assert.equal(r.json.model, 'lb', 'the client model is echoed, not the fallback name');
+      const row = await waitRow(tablesDir.replace(/$/, ''), (x) => x.client_request_id === id);
+      assert.equal(row.fallback_used, true);
+      assert.equal(row.attempt_count, 3);
+      assert.deepEqual(row.attempts.map((a) => a.served_entity_name), ['lb', 'lb', 'spare']);
+      assert.deepEqual(row.attempts.map((a) => a.status_code), [429, 429, 200]);
+    } finally { await agate.stop(); await stopAll([...limited, spare]); }
+  });
+
+  test('all replicas 429 and no fallback → 429 REQUEST_LIMIT_EXCEEDED with Retry-After, both routes', T, async () => {
+    const limited = await mocks(2, ['--default-scenario', 'http429']);
+    const { agate } = await stack([endpoint('lb', limited, { retries: 1 })]);
+    try {
+      const r = await ask(agate);
+      checkErrorReply(r, { status: 429, type: 'rate_limit_error', code: 'rate_limit_exceeded', error_code: 'REQUEST_LIMIT_EXCEEDED' });
+      assert.equal(r.headers.get('retry-after'), '7');
+      const d = await http('POST', `${agate.base}/serving-endpoints/lb/invocations`, { body: { input: 'hi' } });
+      checkErrorReply(d, { status: 429, error_code: 'REQUEST_LIMIT_EXCEEDED' });
+      assert.equal((await requestsPer(limited)).reduce((a, b) => a + b, 0), 4, 'two attempts per request');
+    } finally { await agate.stop(); await stopAll(limited); }
+  });
+});
+
+test('active health checks drive /readyz', T, async () => {
+  const ms = await mocks(2);
+  const { agate } = await stack([endpoint('lb', ms, {
+    health_check: { path: '/health', interval_ms: 100, timeout_ms: 200, healthy_threshold: 1, unhealthy_threshold: 2 },
+  })]);
+  try {
+    await waitFor(async () => (await http('GET', `${agate.base}/readyz`)).json.endpoints[0].healthy === 2, 3000, 'both healthy');
+    ms[0].proc.kill('SIGKILL');
+    await waitFor(async () => (await http('GET', `${agate.base}/readyz`)).json.endpoints[0].healthy === 1, 3000, 'one down');
+    ms[1].proc.kill('SIGKILL');
+    await waitFor(async () => (await http('GET', `${agate.base}/readyz`)).status === 503, 3000, 'not ready');
+    const r = await http('GET', `${agate.base}/readyz`);
+    assert.equal(r.json.status, 'not_ready');
+    assert.equal(r.json.endpoints[0].healthy, 0);
+  } finally { await agate.stop(); await stopAll(ms); }
+});
+
+after(() => {});
