@@ -153,7 +153,7 @@ static const gw_json_t *get_typed(struct vctx *v, const gw_json_t *obj, const ch
 
 static void parse_upstream(struct vctx *v, const gw_json_t *o, const char *path, gw_upstream_cfg_t *u)
 {
-    static const char *const keys[] = {"url", "api_key_env", "weight", NULL};
+    static const char *const keys[] = {"url", "api_key_env", "weight", "max_concurrent", NULL};
     if (o->type != GW_JSON_OBJECT) {
         fail(v, path, "must be an object");
         return;
@@ -178,6 +178,7 @@ static void parse_upstream(struct vctx *v, const gw_json_t *o, const char *path,
             u->api_key = gw_arena_strndup(v->a, val, strlen(val));
     }
     u->weight = get_int(v, o, path, "weight", 1, 1, 1000);
+    u->max_concurrent = get_int(v, o, path, "max_concurrent", 0, 0, 1000000);
 }
 
 /* Load balancing: strategy, retries, fallbacks, health checks, outlier ejection (issue 4). */
@@ -256,7 +257,7 @@ static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path,
     static const char *const keys[] = {"name",          "adapter",  "flavor",          "upstreams",
                                        "model",         "params",   "developer_role",  "max_tokens_field",
                                        "timeouts",      "sampling_rate", "strategy",   "retries",
-                                       "fallbacks",     "health_check",  "outlier",    NULL};
+                                       "fallbacks",     "health_check",  "outlier",    "traffic", NULL};
     if (o->type != GW_JSON_OBJECT) {
         fail(v, path, "must be an object");
         return;
@@ -288,10 +289,36 @@ static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path,
     if (e->sampling_rate <= 0.0)
         fail(v, join(v, path, "sampling_rate"), "must be in (0, 1]");
 
-    const gw_json_t *ups = get_typed(v, o, path, "upstreams", GW_JSON_ARRAY, true);
+    const gw_json_t *tr = get_typed(v, o, path, "traffic", GW_JSON_ARRAY, false);
+    if (tr && !v->failed) {
+        const char *tp = join(v, path, "traffic");
+        static const char *const tkeys[] = {"endpoint", "percentage", NULL};
+        e->n_traffic = tr->len;
+        e->traffic = gw_arena_calloc(v->a, sizeof(*e->traffic) * (tr->len ? tr->len : 1));
+        int sum = 0;
+        size_t i = 0;
+        for (const gw_json_t *t = tr->child; t; t = t->next, i++) {
+            const char *ip = index_path(v, tp, i);
+            if (t->type != GW_JSON_OBJECT) {
+                fail(v, ip, "must be an object");
+                break;
+            }
+            check_keys(v, t, ip, tkeys);
+            e->traffic[i].endpoint = get_string(v, t, ip, "endpoint", true, "");
+            e->traffic[i].percentage = get_int(v, t, ip, "percentage", 0, 0, 100);
+            if (!gw_json_get(t, "percentage"))
+                fail(v, join(v, ip, "percentage"), "required key missing");
+            sum += e->traffic[i].percentage;
+        }
+        if (!v->failed && (tr->len == 0 || sum != 100))
+            fail(v, tp, "percentages must sum to 100");
+    }
+    const gw_json_t *ups = get_typed(v, o, path, "upstreams", GW_JSON_ARRAY, e->n_traffic == 0);
     const char *upath = join(v, path, "upstreams");
     if (ups && ups->len == 0)
         fail(v, upath, "must list at least one upstream");
+    if (ups && ups->len > 64)
+        fail(v, upath, "at most 64 upstreams per endpoint");
     if (ups && !v->failed) {
         e->n_upstreams = ups->len;
         e->upstreams = gw_arena_calloc(v->a, sizeof(*e->upstreams) * ups->len);
@@ -393,6 +420,14 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
         size_t i = 0;
         for (const gw_json_t *e = eps->child; e; e = e->next, i++)
             parse_endpoint(&v, e, index_path(&v, "endpoints", i), &c->endpoints[i]);
+        for (size_t x = 0; x < c->n_endpoints && !v.failed; x++)
+            for (size_t t = 0; t < c->endpoints[x].n_traffic; t++) {
+                const char *tn = c->endpoints[x].traffic[t].endpoint;
+                const gw_endpoint_cfg_t *target = gw_config_endpoint(c, tn, strlen(tn));
+                if (!target || target == &c->endpoints[x] || target->n_traffic)
+                    fail(&v, join(&v, index_path(&v, join(&v, index_path(&v, "endpoints", x), "traffic"), t), "endpoint"),
+                         "\"%s\" is not another endpoint with upstreams", tn);
+            }
         for (size_t x = 0; x < c->n_endpoints && !v.failed; x++)
             for (size_t f = 0; f < c->endpoints[x].n_fallbacks; f++) {
                 const char *fn = c->endpoints[x].fallbacks[f];

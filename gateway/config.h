@@ -19,7 +19,14 @@ typedef struct {
     const char *api_key; /** resolved from api_key_env at load time; NULL = none */
     const char *api_key_env;
     int weight;          /** >= 1 */
+    int max_concurrent;  /** requests in flight on this replica, 0 = unlimited */
 } gw_upstream_cfg_t;
+
+/** Traffic split target: another endpoint and its share of requests (INFERENCE_TABLES.md §7.3). */
+typedef struct {
+    const char *endpoint;
+    int percentage; /** 0..100; an endpoint's shares sum to 100 */
+} gw_traffic_cfg_t;
 
 /** Optional numeric default; has == false means "not configured". */
 typedef struct {
@@ -32,8 +39,10 @@ typedef struct {
     gw_adapter_kind_t adapter;
     gw_flavor_t flavor;           /** responses adapter only */
     const char *model;            /** sent upstream; defaults to name */
-    gw_upstream_cfg_t *upstreams; /** n_upstreams >= 1 */
+    gw_upstream_cfg_t *upstreams; /** n_upstreams >= 1 unless traffic is set */
     size_t n_upstreams;
+    gw_traffic_cfg_t *traffic;    /** split over served entities (other endpoints); n_traffic 0 = none */
+    size_t n_traffic;
     gw_opt_num_t temperature, top_p, max_output_tokens;
     const char *max_tokens_field; /** "max_tokens" (default) or "max_completion_tokens" */
     bool developer_role;          /** send developer messages as developer (else system) */

@@ -75,7 +75,8 @@ struct call {
     gw_arena_t *a;
     const gw_config_t *cfg;
     gw_route_t route;
-    const gw_endpoint_cfg_t *ep; /** endpoint of the current attempt */
+    const gw_endpoint_cfg_t *routed; /** endpoint the client addressed */
+    const gw_endpoint_cfg_t *ep;     /** served entity of the current attempt (split, fallback) */
     struct ep_state *es;
     const ad_vtable_t *ad;
     ad_state_t *ast;
@@ -186,9 +187,10 @@ static void write_record(struct call *c)
     rec.response_partial = agg.len && (fs == GW_FINISH_FAILED || fs == GW_FINISH_CANCELLED);
     char entity_id[33];
     if (c->ep) {
-        tb_rec_entity_id(c->ep->name, c->ep->name, c->cfg->version, entity_id);
+        const gw_endpoint_cfg_t *routed = c->routed ? c->routed : c->ep;
+        tb_rec_entity_id(routed->name, c->ep->name, c->cfg->version, entity_id);
         rec.served_entity_id = entity_id;
-        rec.endpoint_name = c->ep->name;
+        rec.endpoint_name = routed->name;
         rec.served_entity_name = c->ep->name;
         rec.adapter = c->ad ? c->ad->name : NULL;
         gw_str_t um = c->stream ? gw_stream_upstream_model(c->stream) : GW_STR_NULL;
@@ -271,7 +273,7 @@ static void write_record(struct call *c)
     tb_rec_serialize(&rec, &lim, &p->row);
     char date[11], table[160];
     tb_rec_date(rec.request_time_us, date);
-    snprintf(table, sizeof(table), "%s_payload", c->ep ? c->ep->name : "unrouted");
+    snprintf(table, sizeof(table), "%s_payload", c->routed ? c->routed->name : c->ep ? c->ep->name : "unrouted");
     tb_sink_write(p->sink, table, date, gw_buf_str(&p->row));
     gw_buf_dispose(&att);
 }
@@ -703,6 +705,8 @@ static void respond_ready(struct call *c)
     gw_jgen_array_open(j);
     for (size_t i = 0; i < c->p->n_eps; i++) {
         struct ep_state *es = c->p->eps[i];
+        if (!es->lb)
+            continue; /* traffic-split endpoints are ready when their entities are */
         size_t avail = gw_lb_available_count(es->lb, now_ms());
         ready = ready && avail > 0;
         gw_jgen_map_open(j);
@@ -785,6 +789,21 @@ static void start(struct call *c)
             return;
         }
     }
+    c->routed = c->ep;
+    if (c->ep->n_traffic) {
+        /* Traffic split: each request independently picks its served entity by percentage. */
+        uint32_t x;
+        gw_id_random(&x, sizeof(x));
+        int roll = (int)(x % 100), acc = 0;
+        for (size_t i = 0; i < c->ep->n_traffic; i++) {
+            acc += c->ep->traffic[i].percentage;
+            if (roll < acc) {
+                const char *tn = c->ep->traffic[i].endpoint;
+                c->ep = gw_config_endpoint(c->cfg, tn, strlen(tn));
+                break;
+            }
+        }
+    }
     c->ad = ad_for(c->ep->adapter);
     if (!c->ad) {
         reject(c, GW_ERR_INTERNAL, "endpoint adapter is not available in this build", NULL);
@@ -820,7 +839,16 @@ static void start(struct call *c)
 /* Start one upstream attempt on a replica of c->ep chosen by the balancer. */
 static int begin_attempt(struct call *c)
 {
-    int idx = gw_lb_pick(c->es->lb, now_ms(), c->tried);
+    if (!c->es || !c->es->lb)
+        return -1;
+    /* Replicas already tried, and those at their concurrency cap, are not candidates. */
+    uint8_t skip[MAX_REPLICAS];
+    memcpy(skip, c->tried, sizeof(skip));
+    for (size_t i = 0; i < c->ep->n_upstreams && i < MAX_REPLICAS; i++)
+        if (c->ep->upstreams[i].max_concurrent &&
+            gw_lb_outstanding(c->es->lb, (int)i) >= c->ep->upstreams[i].max_concurrent)
+            skip[i] = 1;
+    int idx = gw_lb_pick(c->es->lb, now_ms(), skip);
     if (idx < 0 || idx >= MAX_REPLICAS)
         return -1;
     const gw_adapter_kind_t kind = c->ep->adapter;
@@ -984,8 +1012,8 @@ static struct ep_state *es_new(gw_proxy_t *p, const gw_endpoint_cfg_t *ep)
         weights[i] = ep->upstreams[i].weight;
     uint64_t seed;
     gw_id_random(&seed, sizeof(seed));
-    es->lb = gw_lb_new(&ep->lb, weights, n, seed);
-    if (ep->health_path) {
+    es->lb = n ? gw_lb_new(&ep->lb, weights, n, seed) : NULL; /* a traffic-split endpoint has none */
+    if (es->lb && ep->health_path) {
         es->checks = gw_xcalloc(n, sizeof(*es->checks));
         for (size_t i = 0; i < n; i++) {
             struct hc *h = &es->checks[i];
@@ -1006,7 +1034,7 @@ static struct ep_state *es_new(gw_proxy_t *p, const gw_endpoint_cfg_t *ep)
 static void es_retire(struct ep_state *es)
 {
     es->retired = true;
-    for (size_t i = 0; es->checks && i < gw_lb_size(es->lb); i++) {
+    for (size_t i = 0; es->checks && es->lb && i < gw_lb_size(es->lb); i++) {
         uv_timer_stop(&es->checks[i].timer);
         if (es->checks[i].up) {
             gw_up_cancel(es->checks[i].up);

@@ -230,3 +230,47 @@ test('active health checks drive /readyz', T, async () => {
 });
 
 after(() => {});
+
+test('traffic split: 80/20 over two served entities, recorded per row', T, async () => {
+  const a = await startMock();
+  const b = await startMock();
+  const { agate, tablesDir } = await stack([
+    { name: 'split', traffic: [{ endpoint: 'entity-a', percentage: 80 }, { endpoint: 'entity-b', percentage: 20 }] },
+    endpoint('entity-a', [a]),
+    endpoint('entity-b', [b]),
+  ]);
+  try {
+    const n = 400;
+    const seen = { 'entity-a': 0, 'entity-b': 0 };
+    for (let i = 0; i < n; i++) {
+      const r = await ask(agate, 'split');
+      assert.equal(r.status, 200);
+      assert.equal(r.json.model, 'split');
+      seen[r.headers.get('served-model-name')] += 1;
+    }
+    // Binomial(400, 0.2): sd = 8, so 80 ± 40 is a 5-sigma band.
+    assert.ok(Math.abs(seen['entity-b'] - 80) <= 40, `entity-b got ${seen['entity-b']} of ${n}`);
+    assert.equal(seen['entity-a'] + seen['entity-b'], n);
+    assert.deepEqual(await requestsPer([a, b]), [seen['entity-a'], seen['entity-b']]);
+    await waitFor(() => readTable(tablesDir).length >= n, 5000, 'rows');
+    const rows = readTable(tablesDir);
+    assert.ok(rows.every((r) => r.endpoint_name === 'split'));
+    const ids = new Set(rows.map((r) => `${r.served_entity_name}:${r.served_entity_id}`));
+    assert.equal(ids.size, 2, 'one served_entity_id per entity');
+  } finally { await agate.stop(); await stopAll([a, b]); }
+});
+
+test('max_concurrent: a replica at its cap is skipped; all at cap → 503 with Retry-After', T, async () => {
+  const slow = await startMock(['--default-scenario', 'bench_slow50']);
+  const { agate } = await stack([endpoint('lb', [slow], { retries: 0 })].map((e) => ({
+    ...e, upstreams: [{ url: slow.url, max_concurrent: 1 }],
+  })));
+  try {
+    const first = ask(agate); // occupies the only slot for ~1 s
+    await sleep(100);
+    const r = await ask(agate);
+    checkErrorReply(r, { status: 503, error_code: 'TEMPORARILY_UNAVAILABLE' });
+    assert.equal(r.headers.get('retry-after'), '1');
+    assert.equal((await first).status, 200);
+  } finally { await agate.stop(); await slow.stop(); }
+});
