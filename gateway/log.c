@@ -1,6 +1,7 @@
 #include "gateway/log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -28,10 +29,40 @@ int gw_log_enabled(gw_log_level_t lvl)
     return lvl >= min_level;
 }
 
+/* Request-scoped warnings and errors are capped per second so a failing upstream under load
+ * cannot flood stderr (STYLE.md §4); what was held back is counted in the next line. */
+#define PER_REQUEST_LINES_PER_SEC 50
+
+static bool rate_limited(gw_log_level_t lvl, const char *rid, unsigned long *suppressed_out)
+{
+    static time_t window;
+    static unsigned count;
+    static unsigned long suppressed;
+    if (!rid || lvl < GW_LOG_WARN)
+        return false;
+    time_t now = time(NULL);
+    if (now != window) {
+        window = now;
+        count = 0;
+    }
+    if (++count > PER_REQUEST_LINES_PER_SEC) {
+        suppressed++;
+        return true;
+    }
+    *suppressed_out = suppressed;
+    suppressed = 0;
+    return false;
+}
+
 void gw_log(gw_log_level_t lvl, const char *rid, const char *fmt, ...)
 {
     if (lvl < min_level)
         return;
+    unsigned long held = 0;
+    if (rate_limited(lvl, rid, &held))
+        return;
+    if (held)
+        fprintf(stderr, "level=warn event=log_suppressed lines=%lu\n", held);
     char line[2048];
     struct timespec ts;
     struct tm tm;
