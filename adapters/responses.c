@@ -34,6 +34,12 @@ static bool skip_key(gw_str_t k, bool mlflow)
     return false;
 }
 
+static bool has_default(const gw_endpoint_cfg_t *ep, gw_str_t k)
+{
+    return (gw_str_eq(k, "temperature") && ep->temperature.has) || (gw_str_eq(k, "top_p") && ep->top_p.has) ||
+           (gw_str_eq(k, "max_output_tokens") && ep->max_output_tokens.has);
+}
+
 static void default_param(gw_jgen_t *j, const gw_request_t *r, const char *key, const gw_json_t *have,
                           gw_opt_num_t def)
 {
@@ -57,6 +63,10 @@ static int rs_encode_request(const gw_request_t *r, const gw_endpoint_cfg_t *ep,
     gw_jgen_bool(j, r->stream);
     for (const gw_json_t *m = r->root->child; m; m = m->next) {
         if (skip_key(m->key, mlflow))
+            continue;
+        /* An explicit null is "unset" (gw_request): the default below takes its place, and the
+         * key must not appear twice (RFC 8259 §4). */
+        if (m->type == GW_JSON_NULL && has_default(ep, m->key))
             continue;
         gw_jgen_str(j, m->key);
         gw_jgen_value(j, m);
@@ -196,6 +206,7 @@ static struct up_item *add_item(ad_state_t *s, gw_str_t id, gw_str_t type, const
     struct up_item *it = &s->items[s->n_items++];
     memset(it, 0, sizeof(*it));
     char mint[40];
+    gw_str_t up_id = id;
     if (!id.len) {
         snprintf(mint, sizeof(mint), "item_%zu", s->n_items);
         id = gw_str(mint);
@@ -207,7 +218,9 @@ static struct up_item *add_item(ad_state_t *s, gw_str_t id, gw_str_t type, const
         return it;
     if (begin(s) < 0)
         return NULL;
-    ad_item_t ai = {.kind = kind, .id = id};
+    /* Without an upstream id the renderer mints a fresh msg_/fc_/rs_ id (§7.5); the local
+     * "item_N" key only serves the lookup table. */
+    ad_item_t ai = {.kind = kind, .id = up_id};
     if (kind == AD_ITEM_FUNCTION_CALL) {
         ai.call_id = gw_json_get_str(item, "call_id");
         ai.name = gw_json_get_str(item, "name");
@@ -248,6 +261,23 @@ static struct up_item *item_for(ad_state_t *s, const gw_json_t *ev, const char *
         return NULL;
     }
     return add_item(s, id, gw_str(implied_type), NULL);
+}
+
+/* An item-scoped event must address an item of the matching kind: text/refusal parts belong to
+ * messages, summary parts to reasoning items, arguments to function calls (§4.4; the renderer
+ * asserts its grammar, so a mismatch must never reach it). */
+static int check_kind(ad_state_t *s, const struct up_item *it, ad_item_kind_t want)
+{
+    if (it->kind == want)
+        return 0;
+    char what[200];
+    snprintf(what, sizeof(what), "event for item %.80s does not match its type", it->id);
+    return violation(s, what);
+}
+
+static ad_item_kind_t kind_for_part(ad_part_kind_t k)
+{
+    return k == AD_PART_SUMMARY_TEXT ? AD_ITEM_REASONING : AD_ITEM_MESSAGE;
 }
 
 static int ensure_part(ad_state_t *s, struct up_item *it, ad_part_kind_t kind)
@@ -376,8 +406,14 @@ static int complete(ad_state_t *s, const gw_json_t *resp)
         if (on_item_done(s, item) < 0)
             return -1;
     }
+    /* Items still open: completed only if the response completes (§7.2 rule 10, §5.3). An
+     * absent or in_progress status (no terminal event, MLflow objects) counts as completed. */
+    gw_str_t status = gw_json_get_str(resp, "status");
+    ad_item_status_t open_st = gw_str_eq(status, "failed") || gw_str_eq(status, "incomplete")
+                                   ? AD_STATUS_INCOMPLETE
+                                   : AD_STATUS_COMPLETED;
     for (size_t i = 0; i < s->n_items; i++)
-        if (close_item(s, &s->items[i], AD_STATUS_COMPLETED) < 0)
+        if (close_item(s, &s->items[i], open_st) < 0)
             return -1;
     take_usage(s, gw_json_get(resp, "usage"));
     take_extras(s, resp);
@@ -387,7 +423,6 @@ static int complete(ad_state_t *s, const gw_json_t *resp)
         s->em->upstream_model(s->em->ctx, model);
     }
     s->terminal = true;
-    gw_str_t status = gw_json_get_str(resp, "status");
     if (gw_str_eq(status, "failed")) {
         const gw_json_t *e = gw_json_get(resp, "error");
         gw_str_t m = gw_json_get_str(e, "message");
@@ -484,6 +519,8 @@ static int on_event(ad_state_t *s, const gw_json_t *ev)
         gw_str_t pt = gw_json_get_str(gw_json_get(ev, "part"), "type");
         ad_part_kind_t k = summary ? AD_PART_SUMMARY_TEXT : gw_str_eq(pt, "refusal") ? AD_PART_REFUSAL
                                                                                       : AD_PART_OUTPUT_TEXT;
+        if (check_kind(s, it, kind_for_part(k)) < 0)
+            return -1;
         it->part_open = false; /* a new part, even of the same kind */
         return ensure_part(s, it, k);
     }
@@ -496,6 +533,8 @@ static int on_event(ad_state_t *s, const gw_json_t *ev)
         ad_part_kind_t k = reasoning ? AD_PART_SUMMARY_TEXT
                            : gw_str_eq(type, "response.refusal.delta") ? AD_PART_REFUSAL
                                                                         : AD_PART_OUTPUT_TEXT;
+        if (check_kind(s, it, kind_for_part(k)) < 0)
+            return -1;
         return text_delta(s, it, k, gw_json_get_str(ev, "delta"));
     }
     if (gw_str_eq(type, "response.output_text.done") || gw_str_eq(type, "response.refusal.done") ||
@@ -503,7 +542,7 @@ static int on_event(ad_state_t *s, const gw_json_t *ev)
         bool reasoning = gw_str_has_prefix(type, "response.reasoning");
         bool refusal = gw_str_eq(type, "response.refusal.done");
         struct up_item *it = item_for(s, ev, reasoning ? "reasoning" : "message");
-        if (!it)
+        if (!it || check_kind(s, it, reasoning ? AD_ITEM_REASONING : AD_ITEM_MESSAGE) < 0)
             return -1;
         return text_done(s, it, reasoning ? AD_PART_SUMMARY_TEXT : refusal ? AD_PART_REFUSAL : AD_PART_OUTPUT_TEXT,
                          gw_json_get_str(ev, refusal ? "refusal" : "text"));
@@ -522,7 +561,7 @@ static int on_event(ad_state_t *s, const gw_json_t *ev)
     }
     if (gw_str_eq(type, "response.function_call_arguments.done")) {
         struct up_item *it = item_for(s, ev, NULL);
-        if (!it)
+        if (!it || check_kind(s, it, AD_ITEM_FUNCTION_CALL) < 0)
             return -1;
         gw_str_t args = gw_json_get_str(ev, "arguments");
         if (it->oi >= 0 && !it->args_chars && args.len) {
@@ -575,7 +614,10 @@ static ad_state_t *rs_start(gw_arena_t *a, const gw_endpoint_cfg_t *ep, const gw
     s->scratch = gw_arena_new();
     s->max_event = lim->max_event_bytes;
     s->open_exclusive = -1;
-    s->json_mode = gw_str_has_prefix(content_type, "application/json");
+    /* Media types compare case-insensitively (RFC 9110 §8.3.1). */
+    static const char json_type[] = "application/json";
+    size_t n = content_type.len < sizeof(json_type) - 1 ? content_type.len : sizeof(json_type) - 1;
+    s->json_mode = gw_str_ieq(gw_str_n(content_type.base, n), json_type);
     if (!s->json_mode)
         s->sse = gw_sse_parser_new(lim->max_event_bytes, on_sse, on_comment, s);
     return s;
@@ -612,7 +654,10 @@ static int rs_finish(ad_state_t *s)
             return violation(s, "invalid JSON answer");
         if (obj->type != GW_JSON_OBJECT)
             return violation(s, "JSON answer is not an object");
-        if (check_error(s, obj, GW_STR_NULL) != 0)
+        /* A Responses object carries its failure as status + error: complete() keeps its partial
+         * output for the table. Other objects ({"error":...}, databricks_output.error) are errors. */
+        bool response_obj = gw_str_eq(gw_json_get_str(obj, "object"), "response");
+        if (!response_obj && check_error(s, obj, GW_STR_NULL) != 0)
             return -1;
         return complete(s, obj);
     }
