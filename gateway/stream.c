@@ -208,7 +208,7 @@ static void echo_or(gw_jgen_t *j, const char *key, const gw_json_t *v, const cha
         gw_jgen_raw(j, gw_str(raw_default));
 }
 
-/* The Responses object (§3). `extras`: top-level custom_outputs / databricks_output as in a
+/* The Responses object (§3). `extras`: top-level databricks_output as in a
  * non-streaming body or the table aggregate. */
 static void render_response(gw_stream_t *s, bool extras)
 {
@@ -268,7 +268,8 @@ static void render_response(gw_stream_t *s, bool extras)
     echo_or(j, "user", r->user, "null");
     echo_or(j, "metadata", r->metadata, "{}");
     render_usage(j, s->status == GW_FINISH_NONE ? &(ad_usage_t){0} : &s->usage);
-    if (extras && s->custom_outputs.len) {
+    /* custom_outputs belongs to the final object, streamed or not, so both are equal (§9). */
+    if (s->status != GW_FINISH_NONE && s->custom_outputs.len) {
         gw_jgen_cstr(j, "custom_outputs");
         gw_jgen_raw(j, gw_buf_str(&s->custom_outputs));
     }
@@ -340,11 +341,20 @@ static void close_part(gw_stream_t *s, int oi)
     ev_end(s);
 }
 
+static int on_part_add(void *ctx, int oi, ad_part_kind_t kind);
+
 static void close_item(gw_stream_t *s, int oi, ad_item_status_t st)
 {
     struct item *it = item_at(s, oi);
     if (it->status >= 0)
         return;
+    /* A message never has empty content (MLflow rejects it): give a silent one an empty part. */
+    if (it->kind == AD_ITEM_MESSAGE && it->n_parts == 0) {
+        gw_finish_status_t keep = s->status;
+        s->status = GW_FINISH_NONE;
+        on_part_add(s, oi, AD_PART_OUTPUT_TEXT);
+        s->status = keep;
+    }
     close_part(s, oi);
     it->status = (int)st;
     if (!s->o.stream)

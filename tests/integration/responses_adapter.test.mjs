@@ -268,7 +268,7 @@ describe('OpenAI route: custom_outputs of r_custom', () => {
   // PROTOCOL §3 lists custom_outputs as a top-level key of the response object and §9 requires the
   // non-streaming body to equal the terminal event's response; gateway/stream.c adds it to the
   // non-streaming body only (render_response(s, true)), not to response.completed.response.
-  test('non-streaming body and terminal event response agree on custom_outputs', { ...T, todo: 'gateway/stream.c: custom_outputs only in the non-streaming body on the OpenAI route' }, async () => {
+  test('non-streaming body and terminal event response agree on custom_outputs', T, async () => {
     const plain = await clients.gw.responses.create(params('openai', 'r_custom'));
     const { final } = await viaStreamHelper(clients.gw, params('openai', 'r_custom'));
     assert.deepEqual(plain.custom_outputs, { k: 'v', n: 1.5 });
