@@ -43,6 +43,8 @@ struct ep_state {
     int open_timers;
     bool retired;
     struct ep_state *next_retired;
+    /* Counters for /metrics (reset when a reload builds new states, which Prometheus tolerates). */
+    uint64_t requests, status_2xx, status_4xx, status_5xx, attempts, retries, fallbacks;
 };
 
 struct gw_proxy {
@@ -309,12 +311,29 @@ static void complete(struct call *c)
     uv_close((uv_handle_t *)&c->ka_timer, on_timer_closed);
 }
 
+/* Per-endpoint counters, charged to the endpoint the client addressed. */
+static void count_request(struct call *c)
+{
+    if (!c->routed || c->cfg != c->p->cfg)
+        return;
+    struct ep_state *es = c->p->eps[c->routed - c->cfg->endpoints];
+    int st = gw_req_status_sent(c->r);
+    es->requests++;
+    if (st >= 200 && st < 300)
+        es->status_2xx++;
+    else if (st >= 400 && st < 500)
+        es->status_4xx++;
+    else if (st >= 500)
+        es->status_5xx++;
+}
+
 static void maybe_free(struct call *c)
 {
     if (c->in_cb || !c->client_done || c->open_timers || c->up)
         return;
     gw_proxy_t *p = c->p;
     write_record(c); /* now every attempt is settled */
+    count_request(c);
     if (c->ast && c->ad)
         c->ad->dispose(c->ast);
     gw_stream_free(c->stream);
@@ -511,6 +530,7 @@ static bool try_elsewhere(struct call *c)
         c->retries_left = fb->replica_retries;
         memset(c->tried, 0, sizeof(c->tried));
         c->fallback_used = true;
+        c->es->fallbacks++;
         gw_log(GW_LOG_INFO, c->request_id, "event=fallback endpoint=%s", fb->name);
         if (begin_attempt(c) == 0)
             return true;
@@ -723,6 +743,52 @@ static void respond_ready(struct call *c)
     gw_buf_dispose(&b);
 }
 
+/* Prometheus text exposition (version 0.0.4). Endpoint and replica labels come from the config,
+ * whose names are restricted to [A-Za-z0-9._-]; URLs are quoted with escapes. */
+static void label_url(gw_buf_t *b, const char *url)
+{
+    for (const char *p = url; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            gw_buf_append(b, "\\", 1);
+        gw_buf_append(b, p, 1);
+    }
+}
+
+static void respond_metrics(struct call *c)
+{
+    gw_proxy_t *p = c->p;
+    gw_buf_t b;
+    gw_buf_init(&b);
+    gw_buf_appendf(&b, "# HELP agate_requests_active Requests in flight.\n# TYPE agate_requests_active gauge\n"
+                       "agate_requests_active %zu\n", p->active);
+    static const char *const names[] = {"agate_requests_total", "agate_responses_2xx_total", "agate_responses_4xx_total",
+                                        "agate_responses_5xx_total", "agate_upstream_attempts_total",
+                                        "agate_upstream_retries_total", "agate_fallbacks_total"};
+    for (int k = 0; k < 7; k++) {
+        gw_buf_appendf(&b, "# TYPE %s counter\n", names[k]);
+        for (size_t i = 0; i < p->n_eps; i++) {
+            const struct ep_state *es = p->eps[i];
+            const uint64_t v[7] = {es->requests, es->status_2xx, es->status_4xx, es->status_5xx,
+                                   es->attempts, es->retries, es->fallbacks};
+            gw_buf_appendf(&b, "%s{endpoint=\"%s\"} %llu\n", names[k], es->ep->name, (unsigned long long)v[k]);
+        }
+    }
+    gw_buf_append_cstr(&b, "# TYPE agate_replica_available gauge\n");
+    for (size_t i = 0; i < p->n_eps; i++)
+        for (size_t r = 0; p->eps[i]->lb && r < gw_lb_size(p->eps[i]->lb); r++) {
+            gw_buf_appendf(&b, "agate_replica_available{endpoint=\"%s\",replica=\"", p->eps[i]->ep->name);
+            label_url(&b, p->eps[i]->ep->upstreams[r].url);
+            gw_buf_appendf(&b, "\"} %d\n", gw_lb_available(p->eps[i]->lb, (int)r, now_ms()) ? 1 : 0);
+        }
+    if (p->sink) {
+        gw_buf_appendf(&b, "# TYPE agate_table_rows_written_total counter\nagate_table_rows_written_total %llu\n"
+                           "# TYPE agate_table_rows_dropped_total counter\nagate_table_rows_dropped_total %llu\n",
+                       (unsigned long long)p->sink->rows_written, (unsigned long long)p->sink->rows_dropped);
+    }
+    gw_req_respond(c->r, 200, "text/plain; version=0.0.4", NULL, gw_buf_str(&b));
+    gw_buf_dispose(&b);
+}
+
 static void start(struct call *c)
 {
     gw_req_t *r = c->r;
@@ -737,7 +803,7 @@ static void start(struct call *c)
         /* The path may still be known (body too large): answer in that route's shape. */
         gw_route_resolve(gw_req_method(r), gw_req_path(r), &c->route);
         if (c->route.kind == GW_ROUTE_INVOCATIONS)
-            c->ep = gw_config_endpoint(c->cfg, c->route.endpoint.base, c->route.endpoint.len);
+            c->ep = c->routed = gw_config_endpoint(c->cfg, c->route.endpoint.base, c->route.endpoint.len);
         reject(c, herr, msgs[herr] ? msgs[herr] : "bad request", NULL);
         return;
     }
@@ -750,12 +816,14 @@ static void start(struct call *c)
         reject(c, GW_ERR_METHOD, "method not allowed for this path", NULL);
         return;
     }
-    if (c->route.kind == GW_ROUTE_HEALTHZ || c->route.kind == GW_ROUTE_READYZ) {
-        c->recorded = true; /* health checks are never logged (INFERENCE_TABLES.md §1) */
+    if (c->route.kind == GW_ROUTE_HEALTHZ || c->route.kind == GW_ROUTE_READYZ || c->route.kind == GW_ROUTE_METRICS) {
+        c->recorded = true; /* health and metrics routes are never logged (INFERENCE_TABLES.md §1) */
         if (c->route.kind == GW_ROUTE_HEALTHZ)
             gw_req_respond(r, 200, "application/json", NULL, GW_STR_LIT("{\"status\":\"ok\"}"));
-        else
+        else if (c->route.kind == GW_ROUTE_READYZ)
             respond_ready(c);
+        else
+            respond_metrics(c);
         complete(c);
         return;
     }
@@ -766,6 +834,7 @@ static void start(struct call *c)
             reject(c, GW_ERR_NOT_FOUND, "no serving endpoint with this name", NULL);
             return;
         }
+        c->routed = c->ep;
     }
     if (!json_content_type(gw_req_header(r, "content-type"))) {
         reject(c, GW_ERR_MEDIA_TYPE, "request body must be application/json (UTF-8)", NULL);
@@ -773,6 +842,10 @@ static void start(struct call *c)
     }
     gw_error_t err = {0};
     if (gw_request_parse(c->a, gw_req_body(r), dbx, &c->req, &err) < 0) {
+        /* Charge the rejection to the endpoint it named, when it named one (table, metrics). */
+        if (!c->ep && c->req.model.base)
+            c->ep = gw_config_endpoint(c->cfg, c->req.model.base, c->req.model.len);
+        c->routed = c->ep;
         c->rejected = true;
         respond_error(c, &err);
         return;
@@ -888,6 +961,9 @@ static int begin_attempt(struct call *c)
     c->tried[idx] = 1;
     c->replica = idx;
     gw_lb_begin(c->es->lb, idx);
+    c->es->attempts++;
+    if (c->n_attempts > 0 && !c->fallback_used)
+        c->es->retries++;
     struct attempt *at = &c->attempts[c->n_attempts++];
     memset(at, 0, sizeof(*at));
     at->entity = c->ep->name;

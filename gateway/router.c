@@ -13,8 +13,10 @@ void gw_route_resolve(gw_str_t method, gw_str_t path, gw_route_t *out)
         out->allow = "POST";
         return;
     }
-    if (gw_str_eq(path, "/healthz") || gw_str_eq(path, "/readyz")) {
-        out->kind = gw_str_eq(path, "/healthz") ? GW_ROUTE_HEALTHZ : GW_ROUTE_READYZ;
+    if (gw_str_eq(path, "/healthz") || gw_str_eq(path, "/readyz") || gw_str_eq(path, "/metrics")) {
+        out->kind = gw_str_eq(path, "/healthz")  ? GW_ROUTE_HEALTHZ
+                    : gw_str_eq(path, "/readyz") ? GW_ROUTE_READYZ
+                                                 : GW_ROUTE_METRICS;
         out->method_ok = get;
         out->allow = "GET, HEAD";
         return;

@@ -12,6 +12,7 @@ typedef enum {
     GW_ROUTE_INVOCATIONS,   /** POST /serving-endpoints/{name}/invocations */
     GW_ROUTE_HEALTHZ,       /** GET /healthz */
     GW_ROUTE_READYZ,        /** GET /readyz */
+    GW_ROUTE_METRICS,       /** GET /metrics (Prometheus text) */
 } gw_route_kind_t;
 
 typedef struct {

@@ -466,6 +466,8 @@ static void close_conn(gw_conn_t *c)
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
+static void dispatch(gw_conn_t *c);
+
 static void on_timer(uv_timer_t *t)
 {
     gw_conn_t *c = t->data;
@@ -481,11 +483,9 @@ static void on_timer(uv_timer_t *t)
     }
     /* The client started a request and did not finish it in time (RFC 9110 §15.5.9). */
     c->req->err = GW_ERR_REQUEST_TIMEOUT;
-    c->keepalive = false;
-    c->state = C_HANDLING;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
-    c->srv->on_request(c->req, c->srv->ud);
+    dispatch(c);
 }
 
 static void dispatch(gw_conn_t *c)
@@ -696,14 +696,17 @@ static void on_connection(uv_stream_t *ls, int status)
     }
     if ((int)s->n_conns > c->limits->max_connections || s->draining) {
         /* Over capacity: a short answer beats a silent reset (clients retry 503). */
-        static const char busy[] =
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-            "Connection: close\r\nContent-Length: 178\r\n\r\n"
+        static const char body[] =
             "{\"error\":{\"message\":\"too many connections\",\"type\":\"server_error\",\"param\":null,"
             "\"code\":\"upstream_unavailable\"},\"error_code\":\"TEMPORARILY_UNAVAILABLE\","
             "\"message\":\"too many connections\"}";
-        uv_buf_t b = uv_buf_init((char *)busy, sizeof(busy) - 1);
-        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        char head[192];
+        int hl = snprintf(head, sizeof(head),
+                          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                          "Connection: close\r\nContent-Length: %zu\r\n\r\n",
+                          sizeof(body) - 1);
+        uv_buf_t b[2] = {uv_buf_init(head, (unsigned)hl), uv_buf_init((char *)body, sizeof(body) - 1)};
+        uv_try_write((uv_stream_t *)&c->tcp, b, 2);
         close_conn(c);
         return;
     }
