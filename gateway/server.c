@@ -92,6 +92,7 @@ struct gw_server {
 };
 
 static void close_conn(gw_conn_t *c);
+static void on_timer(uv_timer_t *t);
 static void process_input(gw_conn_t *c);
 static void start_reading(gw_conn_t *c);
 
@@ -291,6 +292,11 @@ static void on_write(uv_write_t *uw, int status)
     gw_req_t *r = c->req;
     if (!r || c->state != C_HANDLING)
         return;
+    /* Progress: restart the write timeout while output is still queued. */
+    if (c->queued > 0)
+        uv_timer_start(&c->timer, on_timer, (uint64_t)c->limits->write_timeout_ms, 0);
+    else
+        uv_timer_stop(&c->timer);
     if (r->above_high && c->queued < GW_WRITE_LOW_WATERMARK) {
         r->above_high = false;
         req_emit(r, GW_REQ_EV_DRAINED);
@@ -319,6 +325,8 @@ static void submit(gw_conn_t *c, struct wreq *w, bool chunk)
         wreq_put(c, w);
         return;
     }
+    if (c->queued == 0 && c->state == C_HANDLING)
+        uv_timer_start(&c->timer, on_timer, (uint64_t)c->limits->write_timeout_ms, 0);
     c->queued += w->total;
     int rc = uv_write(&w->w, (uv_stream_t *)&c->tcp, bufs, (unsigned)n, on_write);
     if (rc < 0) {
@@ -475,7 +483,15 @@ static void on_timer(uv_timer_t *t)
         close_conn(c);
         return;
     }
-    if (c->state == C_HANDLING || c->state == C_CLOSING)
+    if (c->state == C_HANDLING) {
+        /* Output queued and none of it written for write_timeout_ms: the client stopped reading. */
+        if (c->queued > 0) {
+            gw_log(GW_LOG_INFO, NULL, "event=client_write_timeout peer=%s queued=%zu", c->peer, c->queued);
+            close_conn(c);
+        }
+        return;
+    }
+    if (c->state == C_CLOSING)
         return;
     if (!c->req) {
         close_conn(c); /* idle keep-alive connection */

@@ -266,3 +266,24 @@ describe('(f) backpressure: a client that stops reading during the `long` scenar
     }
   });
 });
+
+describe('(g) a client that stops reading for good, limits.write_timeout_ms 500', () => {
+  let stack;
+  before(async () => { stack = await startStack({ extra: { limits: { write_timeout_ms: 500 } } }); });
+  after(async () => { await stack?.stop(); });
+
+  test('the connection is closed, the upstream stopped, and the row says cancelled', T, async () => {
+    const id = crid('wto');
+    const c = await rawStream(stack.agate.port, { input: 'hello mock:xl', client_request_id: id }, { pause: true });
+    try {
+      const row = await rowFor(stack.tablesDir, id, 8000);
+      assert.equal(row.finish_status, 'cancelled');
+      assert.equal(row.status_code, 200, 'the stream had committed');
+      assert.ok(row.total_duration_ms >= 500, `closed after the write timeout (${row.total_duration_ms} ms)`);
+      assert.match(stack.agate.logs(), /event=client_write_timeout/);
+      await waitFor(async () => (await mockOpenConns(stack.mock)) <= 1, 5000, 'upstream connection released');
+    } finally {
+      c.destroy();
+    }
+  });
+});
