@@ -78,6 +78,7 @@ typedef struct {
     int header_timeout_ms;    /** request fully received within, default 30000 */
     int keepalive_timeout_ms; /** idle keep-alive connection, default 60000 */
     int sse_keepalive_ms;     /** comment to the client after this idle time, default 15000 */
+    int write_timeout_ms;     /** queued output with no write progress this long: close, default 60000 */
     size_t max_event_bytes;   /** one upstream SSE event, default 1 MiB */
 } gw_limits_cfg_t;
 
