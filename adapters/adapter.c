@@ -79,3 +79,39 @@ void ad_error_from_http(gw_arena_t *a, long status, gw_str_t body, int retry_aft
     }
     err->message = msg;
 }
+
+void ad_body_init(ad_body_t *b, gw_str_t content_type, size_t max, gw_sse_event_cb on_event,
+                  gw_sse_comment_cb on_comment, void *ud)
+{
+    static const char json_type[] = "application/json";
+    size_t n = content_type.len < sizeof(json_type) - 1 ? content_type.len : sizeof(json_type) - 1;
+    memset(b, 0, sizeof(*b));
+    b->json = gw_str_ieq(gw_str_n(content_type.base, n), json_type);
+    b->max = max;
+    if (!b->json)
+        b->sse = gw_sse_parser_new(max, on_event, on_comment, ud);
+}
+
+int ad_body_feed(ad_body_t *b, const char *data, size_t len)
+{
+    if (b->json) {
+        if (b->doc.len + len > b->max)
+            return AD_BODY_TOO_LARGE;
+        gw_buf_append(&b->doc, data, len);
+        return 0;
+    }
+    int rc = gw_sse_parser_feed(b->sse, data, len);
+    return rc == GW_SSE_E_TOO_LARGE ? AD_BODY_TOO_LARGE : rc;
+}
+
+int ad_body_parse(ad_body_t *b, gw_arena_t *a, gw_json_t **out)
+{
+    return gw_json_parse(a, b->doc.base ? b->doc.base : "", b->doc.len, out, NULL);
+}
+
+void ad_body_dispose(ad_body_t *b)
+{
+    gw_buf_dispose(&b->doc);
+    gw_sse_parser_free(b->sse);
+    b->sse = NULL;
+}

@@ -24,6 +24,7 @@
 #include "gateway/error.h"
 #include "gateway/json.h"
 #include "gateway/request.h"
+#include "gateway/sse.h"
 
 typedef enum { AD_ITEM_MESSAGE = 0, AD_ITEM_FUNCTION_CALL, AD_ITEM_REASONING } ad_item_kind_t;
 typedef enum { AD_PART_OUTPUT_TEXT = 0, AD_PART_REFUSAL, AD_PART_SUMMARY_TEXT } ad_part_kind_t;
@@ -91,6 +92,26 @@ extern const ad_vtable_t ad_responses;
 
 /** The adapter for a configured kind. */
 const ad_vtable_t *ad_for(gw_adapter_kind_t kind);
+
+/* ---- upstream body framing, shared by the adapters ----
+ * A 2xx answer is either an SSE stream, fed event by event, or one JSON document (the upstream
+ * ignored stream:true, or the client asked for none), buffered up to max bytes. */
+#define AD_BODY_TOO_LARGE (-2001)
+
+typedef struct {
+    bool json;            /** application/json (case-insensitive, RFC 9110 §8.3.1) */
+    size_t max;           /** bytes of one SSE event, or of the whole JSON document */
+    gw_buf_t doc;         /** JSON mode: the document so far */
+    gw_sse_parser_t *sse; /** SSE mode */
+} ad_body_t;
+
+void ad_body_init(ad_body_t *b, gw_str_t content_type, size_t max, gw_sse_event_cb on_event,
+                  gw_sse_comment_cb on_comment, void *ud);
+/** 0, AD_BODY_TOO_LARGE, or a non-zero value returned by on_event. */
+int ad_body_feed(ad_body_t *b, const char *data, size_t len);
+/** JSON mode, at the end: parse the document into a (returns -1 if it is not JSON). */
+int ad_body_parse(ad_body_t *b, gw_arena_t *a, gw_json_t **out);
+void ad_body_dispose(ad_body_t *b);
 
 /** Map a non-2xx upstream answer to a client error (PROTOCOL.md §6.3, §7.6): the message from
  * error.message, message, detail, a string error, or the first 512 bytes of text. */

@@ -283,10 +283,7 @@ struct tool_call {
 struct ad_state {
     const ad_emit_t *em;
     gw_arena_t *scratch; /** one upstream event's JSON tree; reset per event */
-    gw_sse_parser_t *sse;
-    bool json_mode;      /** upstream answered application/json to a stream request */
-    gw_buf_t json_body;
-    size_t max_event;
+    ad_body_t body;      /** SSE, or a whole JSON completion answering a stream request (§8) */
     bool begun, finished, done_seen, stopped, model_seen;
     const char *finish_reason; /** "stop"/"length"/"content_filter" once the first finish_reason arrived */
     int msg_oi;                /** open message item, -1 none */
@@ -698,15 +695,8 @@ static ad_state_t *cc_start(gw_arena_t *a, const gw_endpoint_cfg_t *ep, const gw
     ad_state_t *s = gw_arena_calloc(a, sizeof(*s));
     s->em = emit;
     s->scratch = gw_arena_new();
-    s->max_event = lim->max_event_bytes;
     s->msg_oi = s->rs_oi = -1;
-    /* A 2xx JSON answer to a stream request is a whole completion (§8). Media types compare
-     * case-insensitively (RFC 9110 §8.3.1). */
-    static const char json_type[] = "application/json";
-    size_t n = content_type.len < sizeof(json_type) - 1 ? content_type.len : sizeof(json_type) - 1;
-    s->json_mode = gw_str_ieq(gw_str_n(content_type.base, n), json_type);
-    if (!s->json_mode)
-        s->sse = gw_sse_parser_new(lim->max_event_bytes, on_sse_event, on_sse_comment, s);
+    ad_body_init(&s->body, content_type, lim->max_event_bytes, on_sse_event, on_sse_comment, s);
     return s;
 }
 
@@ -714,15 +704,10 @@ static int cc_feed(ad_state_t *s, const char *data, size_t len)
 {
     if (s->stopped || s->finished)
         return s->stopped ? -1 : 0;
-    if (s->json_mode) {
-        if (s->json_body.len + len > s->max_event)
-            return fail_with(s, GW_ERR_UPSTREAM, "upstream JSON answer exceeds the event size limit");
-        gw_buf_append(&s->json_body, data, len);
-        return 0;
-    }
-    int rc = gw_sse_parser_feed(s->sse, data, len);
-    if (rc == GW_SSE_E_TOO_LARGE)
-        return fail_with(s, GW_ERR_UPSTREAM, "upstream stream event exceeds the size limit");
+    int rc = ad_body_feed(&s->body, data, len);
+    if (rc == AD_BODY_TOO_LARGE)
+        return fail_with(s, GW_ERR_UPSTREAM, s->body.json ? "upstream JSON answer exceeds the event size limit"
+                                                          : "upstream stream event exceeds the size limit");
     return rc < 0 ? -1 : 0;
 }
 
@@ -732,10 +717,10 @@ static int cc_finish(ad_state_t *s)
         return -1;
     if (s->finished)
         return 0;
-    if (s->json_mode) {
+    if (s->body.json) {
         gw_arena_reset(s->scratch);
         gw_json_t *ev;
-        if (gw_json_parse(s->scratch, s->json_body.base ? s->json_body.base : "", s->json_body.len, &ev, NULL) < 0)
+        if (ad_body_parse(&s->body, s->scratch, &ev) < 0)
             return fail_with(s, GW_ERR_UPSTREAM, "upstream sent an invalid JSON answer");
         if (on_json(s, ev) < 0)
             return -1;
@@ -756,8 +741,7 @@ static void cc_dispose(ad_state_t *s)
         gw_buf_dispose(&s->calls[i].early);
     }
     free(s->calls);
-    gw_buf_dispose(&s->json_body);
-    gw_sse_parser_free(s->sse);
+    ad_body_dispose(&s->body);
     gw_arena_free(s->scratch);
 }
 

@@ -96,10 +96,7 @@ struct ad_state {
     const ad_emit_t *em;
     const gw_endpoint_cfg_t *ep;
     gw_arena_t *scratch;
-    gw_sse_parser_t *sse;
-    bool json_mode;
-    gw_buf_t json_body;
-    size_t max_event;
+    ad_body_t body; /** SSE events, or one Responses / MLflow object */
     bool begun, terminal, stopped, model_seen;
     struct up_item *items;
     size_t n_items, cap_items;
@@ -612,14 +609,8 @@ static ad_state_t *rs_start(gw_arena_t *a, const gw_endpoint_cfg_t *ep, const gw
     s->em = emit;
     s->ep = ep;
     s->scratch = gw_arena_new();
-    s->max_event = lim->max_event_bytes;
     s->open_exclusive = -1;
-    /* Media types compare case-insensitively (RFC 9110 §8.3.1). */
-    static const char json_type[] = "application/json";
-    size_t n = content_type.len < sizeof(json_type) - 1 ? content_type.len : sizeof(json_type) - 1;
-    s->json_mode = gw_str_ieq(gw_str_n(content_type.base, n), json_type);
-    if (!s->json_mode)
-        s->sse = gw_sse_parser_new(lim->max_event_bytes, on_sse, on_comment, s);
+    ad_body_init(&s->body, content_type, lim->max_event_bytes, on_sse, on_comment, s);
     return s;
 }
 
@@ -629,15 +620,10 @@ static int rs_feed(ad_state_t *s, const char *data, size_t len)
         return -1;
     if (s->terminal)
         return 0;
-    if (s->json_mode) {
-        if (s->json_body.len + len > s->max_event)
-            return violation(s, "JSON answer exceeds the event size limit");
-        gw_buf_append(&s->json_body, data, len);
-        return 0;
-    }
-    int rc = gw_sse_parser_feed(s->sse, data, len);
-    if (rc == GW_SSE_E_TOO_LARGE)
-        return violation(s, "stream event exceeds the size limit");
+    int rc = ad_body_feed(&s->body, data, len);
+    if (rc == AD_BODY_TOO_LARGE)
+        return violation(s, s->body.json ? "JSON answer exceeds the event size limit"
+                                          : "stream event exceeds the size limit");
     return rc < 0 ? -1 : 0;
 }
 
@@ -647,10 +633,10 @@ static int rs_finish(ad_state_t *s)
         return -1;
     if (s->terminal)
         return 0;
-    if (s->json_mode) {
+    if (s->body.json) {
         gw_arena_reset(s->scratch);
         gw_json_t *obj;
-        if (gw_json_parse(s->scratch, s->json_body.base ? s->json_body.base : "", s->json_body.len, &obj, NULL) < 0)
+        if (ad_body_parse(&s->body, s->scratch, &obj) < 0)
             return violation(s, "invalid JSON answer");
         if (obj->type != GW_JSON_OBJECT)
             return violation(s, "JSON answer is not an object");
@@ -682,8 +668,7 @@ static void rs_dispose(ad_state_t *s)
     for (size_t i = 0; i < s->n_items; i++)
         free(s->items[i].id);
     free(s->items);
-    gw_buf_dispose(&s->json_body);
-    gw_sse_parser_free(s->sse);
+    ad_body_dispose(&s->body);
     gw_arena_free(s->scratch);
 }
 
