@@ -37,6 +37,7 @@
 
 #include "gateway/arena.h"
 #include "gateway/buf.h"
+#include "gateway/error.h"
 #include "gateway/json.h"
 
 #define MOCK_READ_BUF  65536
@@ -1457,33 +1458,6 @@ static bool log_allowed(mock_ctx_t *ctx)
     return ++ctx->log_count <= 20;
 }
 
-static const char *status_text(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 404:
-        return "Not Found";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Unknown";
-    }
-}
 
 static void mock_log(mock_ctx_t *ctx, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -1675,7 +1649,7 @@ static void reply(mock_conn_t *c, int status, const char *ctype, const char *ext
     gw_buf_init(&b);
     gw_buf_reserve(&b, body.len + 256);
     buf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: %s\r\n\r\n",
-               status, status_text(status), ctype, body.len, extra, c->keep_alive ? "keep-alive" : "close");
+               status, gw_http_reason(status), ctype, body.len, extra, c->keep_alive ? "keep-alive" : "close");
     gw_buf_append(&b, body.base, body.len);
     write_buf(c, &b, false);
     finish_response(c);
