@@ -694,7 +694,7 @@ static ad_state_t *cc_start(gw_arena_t *a, const gw_endpoint_cfg_t *ep, const gw
     (void)ep;
     ad_state_t *s = gw_arena_calloc(a, sizeof(*s));
     s->em = emit;
-    s->scratch = gw_arena_new();
+    s->scratch = gw_arena_new_sized(4096); /* one event's tree + yajl's state; bigger events add blocks */
     s->msg_oi = s->rs_oi = -1;
     ad_body_init(&s->body, content_type, lim->max_event_bytes, on_sse_event, on_sse_comment, s);
     return s;

@@ -608,7 +608,7 @@ static ad_state_t *rs_start(gw_arena_t *a, const gw_endpoint_cfg_t *ep, const gw
     ad_state_t *s = gw_arena_calloc(a, sizeof(*s));
     s->em = emit;
     s->ep = ep;
-    s->scratch = gw_arena_new();
+    s->scratch = gw_arena_new_sized(4096); /* one event's tree + yajl's state; bigger events add blocks */
     s->open_exclusive = -1;
     ad_body_init(&s->body, content_type, lim->max_event_bytes, on_sse, on_comment, s);
     return s;

@@ -12,13 +12,14 @@ struct block {
 };
 
 struct gw_arena {
-    struct block *head; /** newest block first; the last one is the first allocated */
+    struct block *head;  /** newest block first */
+    struct block *first; /** the block made with the arena, kept by gw_arena_reset */
     size_t total;
 };
 
 static struct block *block_new(size_t min)
 {
-    size_t cap = min > BLOCK_SIZE ? min : BLOCK_SIZE;
+    size_t cap = min;
     struct block *b = gw_xmalloc(sizeof(*b) + cap);
     b->next = NULL;
     b->cap = cap;
@@ -26,12 +27,17 @@ static struct block *block_new(size_t min)
     return b;
 }
 
-gw_arena_t *gw_arena_new(void)
+gw_arena_t *gw_arena_new_sized(size_t first)
 {
     gw_arena_t *a = gw_xmalloc(sizeof(*a));
-    a->head = block_new(BLOCK_SIZE);
+    a->head = a->first = block_new(first);
     a->total = 0;
     return a;
+}
+
+gw_arena_t *gw_arena_new(void)
+{
+    return gw_arena_new_sized(BLOCK_SIZE);
 }
 
 void gw_arena_free(gw_arena_t *a)
@@ -47,14 +53,14 @@ void gw_arena_free(gw_arena_t *a)
 
 void gw_arena_reset(gw_arena_t *a)
 {
-    struct block *b = a->head;
-    while (b->next) {
-        struct block *n = b->next;
-        free(b);
-        b = n;
+    for (struct block *b = a->head, *n; b; b = n) {
+        n = b->next;
+        if (b != a->first)
+            free(b);
     }
-    b->used = 0;
-    a->head = b;
+    a->head = a->first;
+    a->first->next = NULL;
+    a->first->used = 0;
     a->total = 0;
 }
 
@@ -64,7 +70,7 @@ void *gw_arena_alloc(gw_arena_t *a, size_t n)
     struct block *b = a->head;
     if (b->cap - b->used < n) {
         /* Large objects get their own block behind the head so the head keeps its free space. */
-        struct block *nb = block_new(n);
+        struct block *nb = block_new(n > BLOCK_SIZE ? n : BLOCK_SIZE);
         if (n > BLOCK_SIZE / 2 && b->cap - b->used > 0) {
             nb->next = b->next;
             b->next = nb;

@@ -10,6 +10,9 @@
 typedef struct gw_arena gw_arena_t;
 
 gw_arena_t *gw_arena_new(void);
+/** First block of `first` bytes (later blocks are the default size): for arenas that usually
+ * stay small, like one upstream event's JSON tree. */
+gw_arena_t *gw_arena_new_sized(size_t first);
 void gw_arena_free(gw_arena_t *a);
 /** Keep the first block, drop the rest: reuse for the next event without malloc. */
 void gw_arena_reset(gw_arena_t *a);

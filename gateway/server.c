@@ -11,7 +11,8 @@
 #include "gateway/log.h"
 
 #define MAX_PARKED_INPUT (64u << 10) /* bytes read while a request is being handled */
-#define MAX_FREE_WREQS   4
+#define POOL_WREQS       256       /* write requests kept for reuse, per process */
+#define POOL_WREQ_BYTES  (16u << 10) /* larger buffers are not kept */
 
 typedef struct gw_conn gw_conn_t;
 
@@ -69,8 +70,6 @@ struct gw_conn {
     bool headers_seen, keepalive, reading, in_process;
     int open_handles;
     size_t queued;
-    struct wreq *free_wreqs;
-    size_t n_free_wreqs;
     const gw_limits_cfg_t *limits;
     char peer[64];
     gw_conn_t *prev, *next;
@@ -102,7 +101,7 @@ static gw_req_t *req_new(gw_conn_t *c)
 {
     gw_req_t *r = gw_xcalloc(1, sizeof(*r));
     r->conn = c;
-    r->arena = gw_arena_new();
+    r->arena = gw_arena_new_sized(4096); /* a typical request's headers and parsed body */
     r->refs = 1;
     r->start_ns = uv_hrtime();
     struct timeval tv;
@@ -249,12 +248,17 @@ static int on_message_complete(llhttp_t *p)
 
 /* ---------------- writing ---------------- */
 
+/* Write requests and their buffers are pooled per process (one loop per process), not per
+ * connection: thousands of idle streams then hold no spare buffers of their own. */
+static struct wreq *wreq_pool;
+static size_t wreq_pool_n;
+
 static struct wreq *wreq_get(gw_conn_t *c)
 {
-    struct wreq *w = c->free_wreqs;
+    struct wreq *w = wreq_pool;
     if (w) {
-        c->free_wreqs = w->next;
-        c->n_free_wreqs--;
+        wreq_pool = w->next;
+        wreq_pool_n--;
         gw_buf_reset(&w->data);
     } else {
         w = gw_xcalloc(1, sizeof(*w));
@@ -264,16 +268,18 @@ static struct wreq *wreq_get(gw_conn_t *c)
     return w;
 }
 
-static void wreq_put(gw_conn_t *c, struct wreq *w)
+static void wreq_put(struct wreq *w)
 {
-    if (c && c->n_free_wreqs < MAX_FREE_WREQS && w->data.cap <= (256u << 10)) {
-        w->next = c->free_wreqs;
-        c->free_wreqs = w;
-        c->n_free_wreqs++;
+    if (wreq_pool_n >= POOL_WREQS) {
+        gw_buf_dispose(&w->data);
+        free(w);
         return;
     }
-    gw_buf_dispose(&w->data);
-    free(w);
+    if (w->data.cap > POOL_WREQ_BYTES)
+        gw_buf_dispose(&w->data);
+    w->next = wreq_pool;
+    wreq_pool = w;
+    wreq_pool_n++;
 }
 
 static void finish_request(gw_conn_t *c);
@@ -283,7 +289,7 @@ static void on_write(uv_write_t *uw, int status)
     struct wreq *w = (struct wreq *)uw;
     gw_conn_t *c = w->c;
     c->queued -= w->total;
-    wreq_put(c, w);
+    wreq_put(w);
     if (status < 0) {
         if (c->state != C_CLOSING)
             close_conn(c);
@@ -322,7 +328,7 @@ static void submit(gw_conn_t *c, struct wreq *w, bool chunk)
         bufs[n++] = uv_buf_init(w->tail, (unsigned)tl);
     w->total = hl + w->data.len + tl;
     if (n == 0) {
-        wreq_put(c, w);
+        wreq_put(w);
         return;
     }
     if (c->queued == 0 && c->state == C_HANDLING)
@@ -331,7 +337,7 @@ static void submit(gw_conn_t *c, struct wreq *w, bool chunk)
     int rc = uv_write(&w->w, (uv_stream_t *)&c->tcp, bufs, (unsigned)n, on_write);
     if (rc < 0) {
         c->queued -= w->total;
-        wreq_put(c, w);
+        wreq_put(w);
         close_conn(c);
     }
 }
@@ -434,12 +440,6 @@ static void on_handle_closed(uv_handle_t *h)
     if (--c->open_handles > 0)
         return;
     gw_server_t *s = c->srv;
-    while (c->free_wreqs) {
-        struct wreq *w = c->free_wreqs;
-        c->free_wreqs = w->next;
-        gw_buf_dispose(&w->data);
-        free(w);
-    }
     gw_buf_dispose(&c->in);
     if (c->prev)
         c->prev->next = c->next;
@@ -629,26 +629,28 @@ static void process_input(gw_conn_t *c)
     c->in_process = false;
 }
 
+/* One read buffer for the whole loop: libuv calls on_read right after on_alloc, and on_read
+ * moves the bytes into the connection before returning. Idle and streaming connections thus
+ * hold no read buffer of their own (memory per open stream). */
+static char read_buf[64 * 1024];
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    gw_conn_t *c = h->data;
+    (void)h;
     (void)suggested;
-    size_t want = 16384;
-    char *p = gw_buf_reserve(&c->in, want);
-    *buf = uv_buf_init(p, (unsigned)(c->in.cap - c->in.len));
+    *buf = uv_buf_init(read_buf, sizeof(read_buf));
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     gw_conn_t *c = st->data;
-    (void)buf;
     if (nread == 0)
         return;
     if (nread < 0) {
         close_conn(c);
         return;
     }
-    c->in.len += (size_t)nread;
+    gw_buf_append(&c->in, buf->base, (size_t)nread);
     if (c->state == C_LINGER) {
         gw_buf_reset(&c->in);
         return;
@@ -662,6 +664,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     process_input(c);
+    if (c->in.len == 0 && c->state != C_CLOSING)
+        gw_buf_dispose(&c->in);
 }
 
 static void start_reading(gw_conn_t *c)
