@@ -1,4 +1,3 @@
-#define _GNU_SOURCE /* memmem */
 #include "gateway/json.h"
 
 #include <assert.h>
@@ -198,10 +197,20 @@ static const char *keep_lone_surrogates(gw_arena_t *a, const char *s, size_t *n)
     return out;
 }
 
+/* Any "\\u" in the text? memchr for the backslash is much cheaper than memmem per event. */
+static bool has_u_escape(const char *s, size_t n)
+{
+    const char *end = s + n;
+    for (const char *p = s; p < end && (p = memchr(p, '\\', (size_t)(end - p))); p += 2)
+        if (p + 1 < end && p[1] == 'u')
+            return true;
+    return false;
+}
+
 int gw_json_parse(gw_arena_t *a, const char *s, size_t n, gw_json_t **out, const char **err)
 {
     struct pctx c = {.a = a};
-    if (memmem(s, n, "\\u", 2))
+    if (has_u_escape(s, n))
         s = keep_lone_surrogates(a, s, &n);
     yajl_alloc_funcs af = {ar_malloc, ar_realloc, ar_free, a};
     yajl_handle h = yajl_alloc(&parse_cbs, &af, &c);
@@ -294,7 +303,14 @@ struct gw_jgen {
 
 static void print_to_buf(void *ctx, const char *s, size_t n)
 {
-    gw_buf_append(((gw_jgen_t *)ctx)->out, s, n);
+    gw_buf_t *b = ((gw_jgen_t *)ctx)->out;
+    /* yajl prints token by token (quotes, commas, colons): keep the common case a bare copy. */
+    if (b->cap - b->len >= n) {
+        memcpy(b->base + b->len, s, n);
+        b->len += n;
+        return;
+    }
+    gw_buf_append(b, s, n);
 }
 
 gw_jgen_t *gw_jgen_new(gw_buf_t *out)
@@ -307,7 +323,9 @@ gw_jgen_t *gw_jgen_new(gw_buf_t *out)
         return NULL;
     }
     yajl_gen_config(j->g, yajl_gen_beautify, 0);
-    yajl_gen_config(j->g, yajl_gen_validate_utf8, 1);
+    /* Off: every string goes through gw_jgen_str, which already validates (and repairs) UTF-8;
+     * a second pass in yajl would only cost time on the per-delta path. */
+    yajl_gen_config(j->g, yajl_gen_validate_utf8, 0);
     yajl_gen_config(j->g, yajl_gen_print_callback, print_to_buf, j);
     return j;
 }
@@ -343,6 +361,16 @@ size_t gw_utf8_valid_prefix(gw_str_t s)
     const unsigned char *p = (const unsigned char *)s.base;
     size_t i = 0, n = s.len;
     while (i < n) {
+        /* ASCII runs eight bytes at a time: most of what we validate is ASCII. */
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if (w & 0x8080808080808080ULL)
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
         unsigned char c = p[i];
         if (c < 0x80) {
             i++;
@@ -429,7 +457,17 @@ void gw_jgen_bool(gw_jgen_t *j, bool b)
 
 void gw_jgen_int(gw_jgen_t *j, int64_t v)
 {
-    GEN(yajl_gen_integer(j->g, (long long)v));
+    /* yajl_gen_integer goes through sprintf; sequence numbers and indexes are on every event. */
+    char tmp[24];
+    char *e = tmp + sizeof(tmp), *p = e;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    GEN(yajl_gen_number(j->g, p, (size_t)(e - p)));
 }
 
 void gw_jgen_double(gw_jgen_t *j, double v)
@@ -512,9 +550,15 @@ void gw_jgen_value(gw_jgen_t *j, const gw_json_t *v)
     }
 }
 
+/* Object keys are string literals of this program (ASCII): no UTF-8 check needed. */
+static void key(gw_jgen_t *j, const char *k)
+{
+    GEN(yajl_gen_string(j->g, (const unsigned char *)k, strlen(k)));
+}
+
 void gw_jgen_kv_cstr(gw_jgen_t *j, const char *k, const char *v)
 {
-    gw_jgen_cstr(j, k);
+    key(j, k);
     if (v)
         gw_jgen_cstr(j, v);
     else
@@ -523,7 +567,7 @@ void gw_jgen_kv_cstr(gw_jgen_t *j, const char *k, const char *v)
 
 void gw_jgen_kv_str(gw_jgen_t *j, const char *k, gw_str_t v)
 {
-    gw_jgen_cstr(j, k);
+    key(j, k);
     if (v.base)
         gw_jgen_str(j, v);
     else
@@ -532,13 +576,13 @@ void gw_jgen_kv_str(gw_jgen_t *j, const char *k, gw_str_t v)
 
 void gw_jgen_kv_int(gw_jgen_t *j, const char *k, int64_t v)
 {
-    gw_jgen_cstr(j, k);
+    key(j, k);
     gw_jgen_int(j, v);
 }
 
 void gw_jgen_kv_value(gw_jgen_t *j, const char *k, const gw_json_t *v)
 {
-    gw_jgen_cstr(j, k);
+    key(j, k);
     gw_jgen_value(j, v);
 }
 
@@ -550,8 +594,13 @@ void gw_json_quote(gw_buf_t *b, gw_str_t s)
     if (gw_utf8_valid_prefix(s) != s.len)
         s = repair_utf8(s, &tmp);
     gw_buf_append(b, "\"", 1);
+    size_t run = 0; /* start of the pending run of bytes that need no escape */
     for (size_t i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.base[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        gw_buf_append(b, s.base + run, i - run); /* table rows quote whole bodies: copy runs */
+        run = i + 1;
         switch (c) {
         case '"':
             gw_buf_append(b, "\\\"", 2);
@@ -568,15 +617,13 @@ void gw_json_quote(gw_buf_t *b, gw_str_t s)
         case '\t':
             gw_buf_append(b, "\\t", 2);
             break;
-        default:
-            if (c < 0x20) {
-                char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                gw_buf_append(b, e, 6);
-            } else {
-                gw_buf_append(b, &s.base[i], 1);
-            }
+        default: {
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            gw_buf_append(b, e, 6);
+        }
         }
     }
+    gw_buf_append(b, s.base + run, s.len - run);
     gw_buf_append(b, "\"", 1);
     gw_buf_dispose(&tmp);
 }

@@ -24,6 +24,8 @@ struct item {
     size_t n_parts;
     bool part_open;       /** last part still receiving deltas */
     gw_buf_t args;        /** function_call arguments */
+    gw_buf_t delta_ids;   /** cached `,"item_id":...,"output_index":N[,"<index>":M],"delta":` */
+    size_t delta_ids_part; /** part the cache was built for, + 1 (0 = none) */
 };
 
 struct gw_stream {
@@ -502,6 +504,53 @@ static gw_str_t join_surrogates(struct part *p, gw_str_t text, gw_buf_t *tmp)
     return text;
 }
 
+static void append_int(gw_buf_t *b, int64_t v)
+{
+    char tmp[24];
+    char *e = tmp + sizeof(tmp), *p = e;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    gw_buf_append(b, p, (size_t)(e - p));
+}
+
+/* Delta events are most of a stream, so they skip the generator: everything but the sequence
+ * number and the delta text is fixed per part and cached; the text goes through gw_json_quote,
+ * which escapes and repairs UTF-8 exactly like the generator's strings. Same bytes as yajl. */
+static void render_delta(gw_stream_t *s, struct item *it, int oi, const char *type, const char *index_key,
+                         gw_str_t text)
+{
+    size_t part = it->n_parts; /* 1-based, 0 for function calls (no parts) */
+    if (!it->delta_ids.len || it->delta_ids_part != part + 1) {
+        gw_buf_t *d = &it->delta_ids;
+        gw_buf_reset(d);
+        gw_buf_append_cstr(d, ",\"item_id\":");
+        gw_json_quote(d, gw_str(it->id));
+        gw_buf_append_cstr(d, ",\"output_index\":");
+        append_int(d, oi);
+        if (index_key) {
+            gw_buf_appendf(d, ",\"%s\":", index_key);
+            append_int(d, (int64_t)(part - 1));
+        }
+        gw_buf_append_cstr(d, ",\"delta\":");
+        it->delta_ids_part = part + 1;
+    }
+    gw_sse_begin(&s->out, !dbx(s), gw_str(type));
+    gw_buf_append_cstr(&s->out, "{\"type\":\"");
+    gw_buf_append_cstr(&s->out, type);
+    gw_buf_append_cstr(&s->out, "\",\"sequence_number\":");
+    append_int(&s->out, s->seq++);
+    gw_buf_append_str(&s->out, gw_buf_str(&it->delta_ids));
+    gw_json_quote(&s->out, text);
+    bool text_part = it->kind == AD_ITEM_MESSAGE && it->parts[it->n_parts - 1].kind == AD_PART_OUTPUT_TEXT;
+    gw_buf_append_cstr(&s->out, text_part ? ",\"logprobs\":[]}" : "}");
+    gw_sse_end(&s->out);
+}
+
 static int on_delta(void *ctx, int oi, gw_str_t text)
 {
     gw_stream_t *s = ctx;
@@ -535,17 +584,7 @@ static int on_delta(void *ctx, int oi, gw_str_t text)
     }
     if (!s->o.stream)
         return 0;
-    ev_begin(s, type);
-    ids(s, it, oi);
-    if (index_key)
-        gw_jgen_kv_int(s->j, index_key, (int64_t)(it->n_parts - 1));
-    gw_jgen_kv_str(s->j, "delta", text);
-    if (it->kind == AD_ITEM_MESSAGE && it->parts[it->n_parts - 1].kind == AD_PART_OUTPUT_TEXT) {
-        gw_jgen_cstr(s->j, "logprobs");
-        gw_jgen_array_open(s->j);
-        gw_jgen_array_close(s->j);
-    }
-    ev_end(s);
+    render_delta(s, it, oi, type, index_key, text);
     return 0;
 }
 
@@ -742,6 +781,7 @@ void gw_stream_free(gw_stream_t *s)
         free(it->call_id);
         free(it->name);
         gw_buf_dispose(&it->args);
+        gw_buf_dispose(&it->delta_ids);
     }
     free(s->items);
     free(s->err_message);
