@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Install what agate needs on Debian 12, idempotent and quiet when everything is present.
 #   deploy/install-deps.sh          build + run dependencies
-#   deploy/install-deps.sh --test   also the test dependencies (node + the pinned openai SDK)
+#   deploy/install-deps.sh --test   also the test dependencies (node + the pinned openai SDK, and
+#                                   PostgreSQL: the tables tests start a throwaway cluster)
 #   deploy/install-deps.sh --bench  also the benchmark tools (nginx, wrk, valgrind)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-pkgs=(cmake make gcc pkg-config libuv1-dev libyajl-dev libcurl4-openssl-dev node-llhttp)
+pkgs=(cmake make gcc pkg-config libuv1-dev libyajl-dev libcurl4-openssl-dev libpq-dev node-llhttp)
 want_test=0
 for arg in "$@"; do
   case "$arg" in
-    --test) want_test=1; pkgs+=(libcriterion-dev) ;;
+    --test) want_test=1; pkgs+=(libcriterion-dev postgresql libpq-dev) ;;
     --bench) pkgs+=(nginx-light wrk valgrind) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
   esac

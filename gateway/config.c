@@ -387,6 +387,78 @@ static void version_hash(const char *s, size_t n, char out[17])
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
+/* The `tables` section. Every key keeps its default when absent; the sink decides which keys are
+ * required (`dir` for jsonl; a DSN, from the file or $DATABASE_URL, for postgres). */
+static void parse_tables(struct vctx *v, const gw_json_t *root, gw_tables_cfg_t *tc)
+{
+    tc->sink = GW_SINK_NONE;
+    tc->flush_ms = 1000;
+    tc->max_logged_request_bytes = 1048576;
+    tc->max_logged_response_bytes = 1048576;
+    tc->max_queue_bytes = 64u << 20;
+    tc->fsync = GW_FSYNC_NONE; /* what agate always did; batch/always are opt-in */
+    tc->rotate_bytes = 128u << 20;
+    tc->spool_dir = "./var/spool";
+    tc->spool_max_bytes = 1u << 30;
+    tc->batch_rows = 500;
+    const gw_json_t *t = get_typed(v, root, "", "tables", GW_JSON_OBJECT, false);
+    if (!t)
+        return;
+    static const char *const tkeys[] = {"sink",
+                                        "dir",
+                                        "flush_ms",
+                                        "max_logged_request_bytes",
+                                        "max_logged_response_bytes",
+                                        "max_queue_bytes",
+                                        "dsn",
+                                        "fsync",
+                                        "rotate_bytes",
+                                        "spool_dir",
+                                        "spool_max_bytes",
+                                        "batch_rows",
+                                        "usage_table",
+                                        NULL};
+    check_keys(v, t, "tables", tkeys);
+    const char *sink = get_string(v, t, "tables", "sink", true, "none");
+    tc->dsn = get_string(v, t, "tables", "dsn", false, NULL);
+    if (strcmp(sink, "jsonl") == 0) {
+        tc->sink = GW_SINK_JSONL;
+    } else if (strcmp(sink, "postgres") == 0) {
+        tc->sink = GW_SINK_POSTGRES;
+        if (!tc->dsn || !*tc->dsn) {
+            const char *env = getenv("DATABASE_URL");
+            tc->dsn = env && *env ? gw_arena_strndup(v->a, env, strlen(env)) : NULL;
+        }
+        if (!tc->dsn)
+            fail(v, "tables.sink",
+                 "\"postgres\" needs tables.dsn or the DATABASE_URL environment variable (other sinks: "
+                 "\"jsonl\", \"none\")");
+    } else if (strcmp(sink, "none") != 0) {
+        fail(v, "tables.sink", "must be \"jsonl\", \"postgres\" or \"none\"");
+    }
+    tc->dir = get_string(v, t, "tables", "dir", tc->sink == GW_SINK_JSONL, NULL);
+    tc->flush_ms = get_int(v, t, "tables", "flush_ms", 1000, 1, 600000);
+    tc->max_logged_request_bytes = get_size(v, t, "tables", "max_logged_request_bytes", 1048576, 0, 10485760);
+    tc->max_logged_response_bytes = get_size(v, t, "tables", "max_logged_response_bytes", 1048576, 0, 10485760);
+    tc->max_queue_bytes = get_size(v, t, "tables", "max_queue_bytes", 64 << 20, 1 << 16, 4e9);
+    const char *fs = get_string(v, t, "tables", "fsync", false, "none");
+    if (strcmp(fs, "none") == 0)
+        tc->fsync = GW_FSYNC_NONE;
+    else if (strcmp(fs, "batch") == 0)
+        tc->fsync = GW_FSYNC_BATCH;
+    else if (strcmp(fs, "always") == 0)
+        tc->fsync = GW_FSYNC_ALWAYS;
+    else
+        fail(v, "tables.fsync", "must be \"none\", \"batch\" or \"always\"");
+    tc->rotate_bytes = get_size(v, t, "tables", "rotate_bytes", 128 << 20, 4096, 1099511627776.0);
+    tc->spool_dir = get_string(v, t, "tables", "spool_dir", false, "./var/spool");
+    if (!*tc->spool_dir)
+        fail(v, "tables.spool_dir", "must not be empty");
+    tc->spool_max_bytes = get_size(v, t, "tables", "spool_max_bytes", 1 << 30, 65536, 1099511627776.0);
+    tc->batch_rows = get_int(v, t, "tables", "batch_rows", 500, 1, 10000);
+    tc->usage_table = get_bool(v, t, "tables", "usage_table", tc->sink == GW_SINK_POSTGRES);
+}
+
 gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t errlen)
 {
     gw_arena_t *a = gw_arena_new();
@@ -442,34 +514,7 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
                          c->endpoints[y].name);
     }
 
-    c->tables.sink = GW_SINK_NONE;
-    c->tables.flush_ms = 1000;
-    c->tables.max_logged_request_bytes = 1048576;
-    c->tables.max_logged_response_bytes = 1048576;
-    c->tables.max_queue_bytes = 64u << 20;
-    const gw_json_t *t = get_typed(&v, root, "", "tables", GW_JSON_OBJECT, false);
-    if (t) {
-        static const char *const tkeys[] = {"sink",
-                                            "dir",
-                                            "flush_ms",
-                                            "max_logged_request_bytes",
-                                            "max_logged_response_bytes",
-                                            "max_queue_bytes",
-                                            NULL};
-        check_keys(&v, t, "tables", tkeys);
-        const char *sink = get_string(&v, t, "tables", "sink", true, "none");
-        if (strcmp(sink, "jsonl") == 0)
-            c->tables.sink = GW_SINK_JSONL;
-        else if (strcmp(sink, "none") != 0)
-            fail(&v, "tables.sink", "must be \"jsonl\" or \"none\"");
-        c->tables.dir = get_string(&v, t, "tables", "dir", c->tables.sink == GW_SINK_JSONL, NULL);
-        c->tables.flush_ms = get_int(&v, t, "tables", "flush_ms", 1000, 1, 600000);
-        c->tables.max_logged_request_bytes =
-            get_size(&v, t, "tables", "max_logged_request_bytes", 1048576, 0, 10485760);
-        c->tables.max_logged_response_bytes =
-            get_size(&v, t, "tables", "max_logged_response_bytes", 1048576, 0, 10485760);
-        c->tables.max_queue_bytes = get_size(&v, t, "tables", "max_queue_bytes", 64 << 20, 1 << 16, 4e9);
-    }
+    parse_tables(&v, root, &c->tables);
 
     c->limits.max_body_bytes = 4u << 20;
     c->limits.max_header_bytes = 16384;

@@ -60,15 +60,24 @@ typedef struct {
     int health_timeout_ms;        /** default 1000 */
 } gw_endpoint_cfg_t;
 
-typedef enum { GW_SINK_NONE = 0, GW_SINK_JSONL } gw_sink_kind_t;
+typedef enum { GW_SINK_NONE = 0, GW_SINK_JSONL, GW_SINK_POSTGRES } gw_sink_kind_t;
+/** When written rows are forced to stable storage (JSONL files and the postgres spool). */
+typedef enum { GW_FSYNC_NONE = 0, GW_FSYNC_BATCH, GW_FSYNC_ALWAYS } gw_fsync_t;
 
 typedef struct {
     gw_sink_kind_t sink;
-    const char *dir;
+    const char *dir;                 /** JSONL root; NULL for other sinks unless set */
     int flush_ms;                    /** default 1000 */
     size_t max_logged_request_bytes; /** default 1 MiB */
     size_t max_logged_response_bytes;
     size_t max_queue_bytes;          /** records waiting for the writer, default 64 MiB */
+    const char *dsn;                 /** postgres: libpq connection string (config, else $DATABASE_URL) */
+    gw_fsync_t fsync;                /** default none; batch: one fdatasync per file per flushed batch */
+    uint64_t rotate_bytes;           /** JSONL: start a new part file past this size, default 128 MiB */
+    const char *spool_dir;           /** postgres: local spill files, default ./var/spool */
+    uint64_t spool_max_bytes;        /** postgres: spool cap, then rows are dropped loudly, default 1 GiB */
+    int batch_rows;                  /** postgres: rows per INSERT statement, default 500 */
+    bool usage_table;                /** write endpoint_usage rows; default true for postgres, false for jsonl */
 } gw_tables_cfg_t;
 
 typedef struct {

@@ -205,8 +205,15 @@ int main(int argc, char **argv)
         return 1;
     }
     a.loop = uv_default_loop();
-    if (a.cfg->tables.sink == GW_SINK_JSONL)
+    if (a.cfg->tables.sink == GW_SINK_JSONL) {
         a.sink = tb_sink_jsonl_new(a.loop, &a.cfg->tables);
+    } else if (a.cfg->tables.sink == GW_SINK_POSTGRES) {
+        a.sink = tb_sink_postgres_new(a.loop, a.cfg, err, sizeof(err));
+        if (!a.sink) {
+            fprintf(stderr, "agate: %s\n", err);
+            return 1;
+        }
+    }
     a.proxy = gw_proxy_new(a.loop, a.cfg, a.sink);
     a.server = gw_server_new(a.loop, &a.cfg->limits, gw_proxy_handle, a.proxy);
     int port = 0;

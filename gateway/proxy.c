@@ -262,6 +262,9 @@ static void write_record(struct call *c)
         rec.token_count_source = "estimated";
     }
     rec.usage_context = c->req.usage_context;
+    /* Usage table (§7.4): one row for every request, before the sampling decision. */
+    tb_sink_write_usage(p->sink, &rec, c->req_parsed ? (int64_t)prompt_chars(&c->req) : -1,
+                        c->stream ? (int64_t)gw_stream_output_chars(c->stream) : -1, &p->row);
     /* Sampling (§4): decided at acceptance; errors are always kept with fraction 1. */
     bool error_row = rec.status_code >= 400 || strcmp(rec.finish_status, "completed") != 0;
     if (c->sampled_out && !error_row) {
@@ -736,6 +739,11 @@ static void respond_ready(struct call *c)
         gw_jgen_map_close(j);
     }
     gw_jgen_array_close(j);
+    if (c->p->sink) {
+        /* A full spool means rows would be lost: not ready, said loudly (INFERENCE_TABLES §6). */
+        ready = ready && tb_sink_ready(c->p->sink);
+        gw_jgen_kv_cstr(j, "tables", c->p->sink->state);
+    }
     gw_jgen_kv_cstr(j, "status", ready ? "ready" : "not_ready");
     gw_jgen_map_close(j);
     gw_jgen_free(j);
@@ -781,9 +789,17 @@ static void respond_metrics(struct call *c)
             gw_buf_appendf(&b, "\"} %d\n", gw_lb_available(p->eps[i]->lb, (int)r, now_ms()) ? 1 : 0);
         }
     if (p->sink) {
-        gw_buf_appendf(&b, "# TYPE agate_table_rows_written_total counter\nagate_table_rows_written_total %llu\n"
-                           "# TYPE agate_table_rows_dropped_total counter\nagate_table_rows_dropped_total %llu\n",
-                       (unsigned long long)p->sink->rows_written, (unsigned long long)p->sink->rows_dropped);
+        const tb_sink_t *k = p->sink;
+        gw_buf_appendf(&b,
+                       "# TYPE agate_table_rows_written_total counter\nagate_table_rows_written_total %llu\n"
+                       "# TYPE agate_table_rows_dropped_total counter\nagate_table_rows_dropped_total %llu\n"
+                       "# TYPE agate_table_rows_spooled_total counter\nagate_table_rows_spooled_total %llu\n"
+                       "# TYPE agate_table_rows_replayed_total counter\nagate_table_rows_replayed_total %llu\n"
+                       "# TYPE agate_table_rows_rejected_total counter\nagate_table_rows_rejected_total %llu\n"
+                       "# TYPE agate_table_spool_bytes gauge\nagate_table_spool_bytes %llu\n",
+                       (unsigned long long)k->rows_written, (unsigned long long)k->rows_dropped,
+                       (unsigned long long)k->rows_spooled, (unsigned long long)k->rows_replayed,
+                       (unsigned long long)k->rows_rejected, (unsigned long long)k->spool_bytes);
     }
     gw_req_respond(c->r, 200, "text/plain; version=0.0.4", NULL, gw_buf_str(&b));
     gw_buf_dispose(&b);

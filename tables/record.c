@@ -68,6 +68,41 @@ static void kv_bool(gw_buf_t *o, const char *k, bool v)
     gw_buf_appendf(o, ",\"%s\":%s", k, v ? "true" : "false");
 }
 
+/* client_request_id stored verbatim up to 256 bytes, cut on a character boundary (§2.1 column 3). */
+static gw_str_t client_request_id(const tb_rec_t *r)
+{
+    gw_str_t cri = r->client_request_id;
+    if (cri.base && cri.len > 256) {
+        cri.len = 256;
+        while (cri.len && ((unsigned char)cri.base[cri.len] & 0xC0) == 0x80)
+            cri.len--; /* never cut inside a character */
+    }
+    return cri;
+}
+
+/* usage_context: string values only (§2.2), null when the body had none. */
+static void usage_context(gw_buf_t *o, const gw_json_t *uc)
+{
+    gw_buf_append_cstr(o, ",\"usage_context\":");
+    if (!uc) {
+        gw_buf_append_cstr(o, "null");
+        return;
+    }
+    gw_buf_append(o, "{", 1);
+    bool first = true;
+    for (const gw_json_t *m = uc->child; m; m = m->next) {
+        if (m->type != GW_JSON_STRING)
+            continue;
+        if (!first)
+            gw_buf_append(o, ",", 1);
+        gw_json_quote(o, m->key);
+        gw_buf_append(o, ":", 1);
+        gw_json_quote(o, m->str);
+        first = false;
+    }
+    gw_buf_append(o, "}", 1);
+}
+
 void tb_rec_serialize(const tb_rec_t *r, const tb_limits_t *lim, gw_buf_t *o)
 {
     char date[11], ts[64];
@@ -89,14 +124,9 @@ void tb_rec_serialize(const tb_rec_t *r, const tb_limits_t *lim, gw_buf_t *o)
         codes[nc++] = "RESPONSE_NOT_CAPTURED";
     if (r->response_partial && r->response.base)
         codes[nc++] = "RESPONSE_PARTIAL";
-    gw_str_t cri = r->client_request_id;
-    bool cri_cut = cri.base && cri.len > 256;
-    if (cri_cut) {
-        cri.len = 256;
-        while (cri.len && ((unsigned char)cri.base[cri.len] & 0xC0) == 0x80)
-            cri.len--; /* never cut inside a character */
+    gw_str_t cri = client_request_id(r);
+    if (cri.base && cri.len < r->client_request_id.len)
         codes[nc++] = "CLIENT_REQUEST_ID_TRUNCATED";
-    }
 
     gw_buf_append_cstr(o, "{\"databricks_request_id\":");
     gw_json_quote(o, gw_str(r->databricks_request_id));
@@ -149,25 +179,41 @@ void tb_rec_serialize(const tb_rec_t *r, const tb_limits_t *lim, gw_buf_t *o)
     kv_cstr(o, "token_count_source", r->token_count_source ? r->token_count_source : "none");
     kv_int(o, "request_bytes", (int64_t)r->request_bytes, true);
     kv_int(o, "response_bytes", (int64_t)r->response.len, r->response.base != NULL);
-    gw_buf_append_cstr(o, ",\"usage_context\":");
-    if (r->usage_context) {
-        /* String values only (§2.2). */
-        gw_buf_append(o, "{", 1);
-        bool first = true;
-        for (const gw_json_t *m = r->usage_context->child; m; m = m->next) {
-            if (m->type != GW_JSON_STRING)
-                continue;
-            if (!first)
-                gw_buf_append(o, ",", 1);
-            gw_json_quote(o, m->key);
-            gw_buf_append(o, ":", 1);
-            gw_json_quote(o, m->str);
-            first = false;
-        }
-        gw_buf_append(o, "}", 1);
-    } else {
-        gw_buf_append_cstr(o, "null");
-    }
+    usage_context(o, r->usage_context);
     kv_bool(o, "redacted", false);
+    gw_buf_append_cstr(o, "}\n");
+}
+
+void tb_rec_serialize_usage(const tb_rec_t *r, int64_t input_chars, int64_t output_chars, gw_buf_t *o)
+{
+    char date[11], ts[64];
+    tb_rec_date(r->request_time_us, date);
+    timestamp(r->request_time_us, ts);
+    /* Compatible columns of system.serving.endpoint_usage, in its order (§7.4). */
+    gw_buf_append_cstr(o, "{\"databricks_request_id\":");
+    gw_json_quote(o, gw_str(r->databricks_request_id));
+    kv_str(o, "client_request_id", client_request_id(r));
+    kv_cstr(o, "requester", r->requester);
+    kv_cstr(o, "request_time", ts);
+    kv_int(o, "status_code", r->status_code, true);
+    kv_cstr(o, "served_entity_id", r->served_entity_id);
+    kv_int(o, "input_token_count", r->input_tokens, r->has_tokens);
+    kv_int(o, "output_token_count", r->output_tokens, r->has_tokens);
+    kv_int(o, "input_character_count", input_chars, input_chars >= 0);
+    kv_int(o, "output_character_count", output_chars, output_chars >= 0);
+    kv_bool(o, "request_streaming", r->stream);
+    usage_context(o, r->usage_context);
+    /* Extension columns (§7.4 [ext]); request_date is the partition key, as in the payload table. */
+    kv_cstr(o, "request_date", date);
+    kv_cstr(o, "schema_version", TB_SCHEMA_VERSION);
+    kv_cstr(o, "endpoint_name", r->endpoint_name);
+    kv_int(o, "latency_ms", r->total_duration_ms, true);
+    kv_int(o, "time_to_first_byte_ms", r->time_to_first_byte_ms, r->time_to_first_byte_ms >= 0);
+    kv_int(o, "cached_input_tokens", r->cached_input_tokens, r->has_tokens);
+    kv_int(o, "total_token_count", r->input_tokens + r->output_tokens, r->has_tokens);
+    kv_cstr(o, "token_count_source", r->token_count_source ? r->token_count_source : "none");
+    kv_int(o, "attempt_count", r->attempt_count, true);
+    kv_bool(o, "fallback_used", r->fallback_used);
+    kv_cstr(o, "finish_status", r->finish_status);
     gw_buf_append_cstr(o, "}\n");
 }

@@ -58,6 +58,10 @@ typedef struct {
 
 /** Append the row as one JSON line (with trailing '\n') to out. */
 void tb_rec_serialize(const tb_rec_t *r, const tb_limits_t *lim, gw_buf_t *out);
+/** Append the usage-tracking row (INFERENCE_TABLES.md §7.4, table endpoint_usage) as one JSON line:
+ * no payloads, never sampled. input_chars / output_chars: prompt and generated text lengths in
+ * bytes, -1 = null. */
+void tb_rec_serialize_usage(const tb_rec_t *r, int64_t input_chars, int64_t output_chars, gw_buf_t *out);
 /** "YYYY-MM-DD" (UTC) of a unix-microsecond time into out[11]. */
 void tb_rec_date(int64_t unix_us, char out[11]);
 /** Deterministic served_entity_id: first 128 bits of a hash over endpoint, entity, version. */
