@@ -1,7 +1,11 @@
 /* agate: flags, config, signals, the loop. Nothing else. */
 #include <curl/curl.h>
 #include <getopt.h>
+#include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +28,7 @@ static const char default_config[] =
     "\"tables\":{\"sink\":\"jsonl\",\"dir\":\"./var/tables\"}}";
 
 static const char usage[] =
-    "usage: agate [--config FILE] [--log-level debug|info|warn|error]\n"
+    "usage: agate [--config FILE] [--workers N] [--log-level debug|info|warn|error]\n"
     "       agate --check-config FILE\n"
     "       agate --help | --version\n"
     "\n"
@@ -36,6 +40,8 @@ static const char usage[] =
     "                       embedded demo config (upstream http://127.0.0.1:9100/v1, tables in\n"
     "                       ./var/tables)\n"
     "  --check-config FILE  validate FILE, print the first problem with its key, exit 0 or 1\n"
+    "  --workers N          N worker processes (1..64, default 1), each one event loop, sharing\n"
+    "                       the listening socket; the parent restarts a worker that dies\n"
     "  --log-level LEVEL    override the config's log_level\n"
     "  --help, --version\n"
     "\n"
@@ -137,10 +143,73 @@ static void on_hup(uv_signal_t *s, int signum)
     gw_log(GW_LOG_INFO, NULL, "event=reloaded config_version=%s", c->version);
 }
 
+/* --workers: the parent only forks, forwards signals and restarts workers that die; it never
+ * runs a loop (a loop must not cross fork). Returns the worker number (1..n) in a child, -1 in
+ * the parent after a clean stop, -2 if a worker could not be started. */
+static volatile sig_atomic_t got_signal;
+
+static void on_parent_signal(int sig)
+{
+    got_signal = sig;
+}
+
+static int supervise(int n)
+{
+    pid_t pids[64] = {0};
+    struct sigaction sa = {0};
+    sa.sa_handler = on_parent_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    bool stopping = false;
+    for (;;) {
+        for (int i = 0; i < n && !stopping; i++) {
+            if (pids[i] > 0)
+                continue;
+            pid_t pid = fork();
+            if (pid < 0)
+                return -2;
+            if (pid == 0) {
+                signal(SIGTERM, SIG_DFL);
+                signal(SIGINT, SIG_DFL);
+                signal(SIGHUP, SIG_DFL);
+                return i + 1;
+            }
+            pids[i] = pid;
+        }
+        int status;
+        pid_t done = waitpid(-1, &status, 0);
+        if (done < 0 && errno == EINTR) {
+            int sig = got_signal;
+            got_signal = 0;
+            if (sig == SIGTERM || sig == SIGINT)
+                stopping = true;
+            for (int i = 0; i < n; i++)
+                if (pids[i] > 0)
+                    kill(pids[i], sig);
+            continue;
+        }
+        if (done < 0) /* ECHILD: every worker is gone */
+            return -1;
+        int live = 0;
+        for (int i = 0; i < n; i++) {
+            if (pids[i] == done) {
+                pids[i] = 0;
+                if (!stopping)
+                    gw_log(GW_LOG_ERROR, NULL, "event=worker_died worker=%d status=%d", i + 1, status);
+            }
+            live += pids[i] > 0;
+        }
+        if (stopping && live == 0)
+            return -1;
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct app a = {0};
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"workers", required_argument, NULL, 'w'},
                                          {"check-config", required_argument, NULL, 'k'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"help", no_argument, NULL, 'h'},
@@ -148,8 +217,16 @@ int main(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     const char *check = NULL;
     int o;
-    while ((o = getopt_long(argc, argv, "c:k:l:hv", opts, NULL)) != -1) {
+    int workers = 1;
+    while ((o = getopt_long(argc, argv, "c:k:l:w:hv", opts, NULL)) != -1) {
         switch (o) {
+        case 'w':
+            workers = atoi(optarg);
+            if (workers < 1 || workers > 64) {
+                fprintf(stderr, "agate: --workers must be 1..64\n");
+                return 2;
+            }
+            break;
         case 'c':
             a.config_path = optarg;
             break;
@@ -200,6 +277,28 @@ int main(int argc, char **argv)
     }
     apply_log_level(&a);
     signal(SIGPIPE, SIG_IGN);
+    int listen_fd = -1, port = 0, worker = 0;
+    if (workers > 1) {
+        listen_fd = gw_server_bind_fd(a.cfg->listen_host, a.cfg->listen_port, &port);
+        if (listen_fd < 0) {
+            fprintf(stderr, "agate: cannot listen on %s:%d: %s\n", a.cfg->listen_host, a.cfg->listen_port,
+                    uv_strerror(listen_fd));
+            return 1;
+        }
+        gw_log(GW_LOG_INFO, NULL, "event=listening addr=%s:%d version=%s config_version=%s endpoints=%zu workers=%d",
+               a.cfg->listen_host, port, AGATE_VERSION, a.cfg->version, a.cfg->n_endpoints, workers);
+        worker = supervise(workers);
+        if (worker < 0) {
+            gw_config_free(a.cfg);
+            return worker == -1 ? 0 : 1;
+        }
+        /* A worker: its own spool directory, so workers never share spool files. */
+        if (a.cfg->tables.spool_dir) {
+            char *d = gw_arena_alloc(a.cfg->arena, strlen(a.cfg->tables.spool_dir) + 16);
+            sprintf(d, "%s/worker-%d", a.cfg->tables.spool_dir, worker);
+            ((gw_config_t *)a.cfg)->tables.spool_dir = d;
+        }
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "agate: curl_global_init failed\n");
         return 1;
@@ -216,8 +315,8 @@ int main(int argc, char **argv)
     }
     a.proxy = gw_proxy_new(a.loop, a.cfg, a.sink);
     a.server = gw_server_new(a.loop, &a.cfg->limits, gw_proxy_handle, a.proxy);
-    int port = 0;
-    int rc = gw_server_listen(a.server, a.cfg->listen_host, a.cfg->listen_port, &port);
+    int rc = listen_fd >= 0 ? gw_server_listen_fd(a.server, listen_fd)
+                            : gw_server_listen(a.server, a.cfg->listen_host, a.cfg->listen_port, &port);
     if (rc < 0) {
         fprintf(stderr, "agate: cannot listen on %s:%d: %s\n", a.cfg->listen_host, a.cfg->listen_port,
                 uv_strerror(rc));
@@ -231,8 +330,11 @@ int main(int argc, char **argv)
     uv_signal_start(&a.sigterm, on_stop_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_stop_signal, SIGINT);
     uv_signal_start(&a.sighup, on_hup, SIGHUP);
-    gw_log(GW_LOG_INFO, NULL, "event=listening addr=%s:%d version=%s config_version=%s endpoints=%zu",
-           a.cfg->listen_host, port, AGATE_VERSION, a.cfg->version, a.cfg->n_endpoints);
+    if (listen_fd < 0)
+        gw_log(GW_LOG_INFO, NULL, "event=listening addr=%s:%d version=%s config_version=%s endpoints=%zu",
+               a.cfg->listen_host, port, AGATE_VERSION, a.cfg->version, a.cfg->n_endpoints);
+    else
+        gw_log(GW_LOG_INFO, NULL, "event=worker_started worker=%d", worker);
     uv_run(a.loop, UV_RUN_DEFAULT);
 
     /* Close what is left and let the close callbacks run, so sanitizers see no leak. */
