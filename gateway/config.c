@@ -196,6 +196,8 @@ static void parse_balancing(struct vctx *v, const gw_json_t *o, const char *path
     if (!found)
         fail(v, join(v, path, "strategy"), "must be round_robin, weighted, least_outstanding or p2c_ewma");
     e->replica_retries = get_int(v, o, path, "retries", 1, 0, 10);
+    e->queue_timeout_ms = get_int(v, o, path, "queue_timeout_ms", 1000, 0, 600000);
+    e->max_queue = get_int(v, o, path, "max_queue", 256, 0, 1000000);
 
     const gw_json_t *fb = get_typed(v, o, path, "fallbacks", GW_JSON_ARRAY, false);
     if (fb && !v->failed) {
@@ -257,7 +259,8 @@ static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path,
     static const char *const keys[] = {"name",          "adapter",  "flavor",          "upstreams",
                                        "model",         "params",   "developer_role",  "max_tokens_field",
                                        "timeouts",      "sampling_rate", "strategy",   "retries",
-                                       "fallbacks",     "health_check",  "outlier",    "traffic", NULL};
+                                       "fallbacks",     "health_check",  "outlier",    "traffic", "queue_timeout_ms",
+                                       "max_queue",     NULL};
     if (o->type != GW_JSON_OBJECT) {
         fail(v, path, "must be an object");
         return;

@@ -53,6 +53,8 @@ typedef struct {
     double sampling_rate;         /** payload table, (0,1], default 1 */
     gw_lb_opts_t lb;              /** strategy, outlier ejection, health thresholds */
     int replica_retries;          /** extra attempts on other replicas before commit, default 1 */
+    int queue_timeout_ms;         /** wait for a free slot when every replica is at max_concurrent, default 1000 */
+    int max_queue;                /** requests waiting for a slot, default 256; beyond: 503 at once */
     const char **fallbacks;       /** other endpoint names, tried in order after all replicas failed */
     size_t n_fallbacks;
     const char *health_path;      /** active health check path (GET <url><path>); NULL = off */

@@ -43,6 +43,8 @@ struct ep_state {
     int open_timers;
     bool retired;
     struct ep_state *next_retired;
+    struct call *wait_head, *wait_tail; /** requests waiting for a replica slot (FIFO) */
+    int n_waiting;
     /* Counters for /metrics (reset when a reload builds new states, which Prometheus tolerates). */
     uint64_t requests, status_2xx, status_4xx, status_5xx, attempts, retries, fallbacks;
 };
@@ -57,6 +59,7 @@ struct gw_proxy {
     size_t n_eps;
     struct ep_state *retired; /** states of older configs: in-flight calls may still use them */
     gw_lb_budget_t budget;
+    uv_timer_t kick; /** starts waiting requests once a replica slot frees up, outside any callback */
     char instance[96];
     gw_buf_t row; /** scratch for serialising table rows */
 };
@@ -112,12 +115,15 @@ struct call {
     const char *error_code, *error_message;
     bool sampled_out;
     bool draining;  /** answered; the upstream transfer reads its last bytes */
+    bool waiting;   /** queued for a replica slot on es */
+    struct call *wait_next, *wait_prev;
     size_t drained;
 };
 
 static void flush(struct call *c);
 static void maybe_free(struct call *c);
 static void end_attempt(struct call *c, gw_lb_outcome_t outcome, const char *outcome_name, const char *error_code);
+static void on_kick(uv_timer_t *t);
 
 /* ---------------- helpers ---------------- */
 
@@ -290,12 +296,31 @@ static void on_timer_closed(uv_handle_t *h)
     maybe_free(c);
 }
 
+static void unwait(struct call *c)
+{
+    if (!c->waiting)
+        return;
+    struct ep_state *es = c->es;
+    if (c->wait_prev)
+        c->wait_prev->wait_next = c->wait_next;
+    else
+        es->wait_head = c->wait_next;
+    if (c->wait_next)
+        c->wait_next->wait_prev = c->wait_prev;
+    else
+        es->wait_tail = c->wait_prev;
+    c->wait_next = c->wait_prev = NULL;
+    c->waiting = false;
+    es->n_waiting--;
+}
+
 /* The client side is over: record, stop timers. The call is freed once nothing refers to it. */
 static void complete(struct call *c)
 {
     if (c->client_done)
         return;
     c->client_done = true;
+    unwait(c);
     if (c->up) {
         gw_finish_status_t st = c->stream ? gw_stream_status(c->stream) : GW_FINISH_NONE;
         if (st == GW_FINISH_COMPLETED || st == GW_FINISH_INCOMPLETE) {
@@ -486,6 +511,8 @@ static void end_attempt(struct call *c, gw_lb_outcome_t outcome, const char *out
     uint64_t now = uv_hrtime();
     uint64_t until = c->attempt_first_byte_ns ? c->attempt_first_byte_ns : now;
     gw_lb_end(c->es->lb, c->replica, outcome, (until - c->attempt_ns) / 1000000, now / 1000000);
+    if (c->es->n_waiting)
+        uv_timer_start(&c->p->kick, on_kick, 0, 0); /* a slot is free: start a waiting request */
     if (c->budget_taken) {
         gw_lb_budget_put(&c->p->budget);
         c->budget_taken = false;
@@ -624,6 +651,75 @@ static void arm_up_timer(struct call *c, int ms)
 {
     if (!c->client_done)
         uv_timer_start(&c->up_timer, on_up_timer, (uint64_t)ms, 0);
+}
+
+/* Queue timeout: no replica slot freed up in time. */
+static void on_wait_timer(uv_timer_t *t)
+{
+    struct call *c = t->data;
+    if (!c->waiting || c->client_done)
+        return;
+    c->in_cb++;
+    unwait(c);
+    fail_stream(c, GW_ERR_UNAVAILABLE, "every replica is at its concurrency limit; queue timeout");
+    flush(c);
+    c->in_cb--;
+    maybe_free(c);
+}
+
+/* True if the endpoint has a concurrency cap that some replica has reached. */
+static bool at_capacity(const struct call *c)
+{
+    for (size_t i = 0; i < c->ep->n_upstreams && i < MAX_REPLICAS; i++)
+        if (c->ep->upstreams[i].max_concurrent &&
+            gw_lb_outstanding(c->es->lb, (int)i) >= c->ep->upstreams[i].max_concurrent)
+            return true;
+    return false;
+}
+
+static bool wait_for_slot(struct call *c)
+{
+    struct ep_state *es = c->es;
+    if (!es || !es->lb || !at_capacity(c) || c->ep->queue_timeout_ms == 0 || es->n_waiting >= c->ep->max_queue)
+        return false;
+    c->waiting = true;
+    c->wait_prev = es->wait_tail;
+    if (es->wait_tail)
+        es->wait_tail->wait_next = c;
+    else
+        es->wait_head = c;
+    es->wait_tail = c;
+    es->n_waiting++;
+    uv_timer_start(&c->up_timer, on_wait_timer, (uint64_t)c->ep->queue_timeout_ms, 0);
+    return true;
+}
+
+/* Start waiting requests, oldest first, while their endpoint has a free slot. */
+static void on_kick(uv_timer_t *t)
+{
+    gw_proxy_t *p = t->data;
+    for (size_t i = 0; i < p->n_eps; i++) {
+        struct ep_state *es = p->eps[i];
+        while (es->wait_head) {
+            struct call *c = es->wait_head;
+            if (at_capacity(c) && gw_lb_pick(es->lb, now_ms(), NULL) < 0)
+                break;
+            unwait(c);
+            uv_timer_stop(&c->up_timer);
+            c->in_cb++;
+            if (begin_attempt(c) < 0) {
+                if (!try_elsewhere(c)) {
+                    fail_stream(c, GW_ERR_UNAVAILABLE, "no upstream replica is available");
+                    flush(c);
+                }
+            }
+            c->in_cb--;
+            bool full = !c->up && !c->client_done;
+            maybe_free(c);
+            if (full)
+                break;
+        }
+    }
 }
 
 static void on_ka_timer(uv_timer_t *t)
@@ -918,6 +1014,8 @@ static void start(struct call *c)
     c->retries_left = c->ep->replica_retries;
     gw_req_set_event_cb(r, on_req_event, c);
     if (!c->es || begin_attempt(c) < 0) {
+        if (wait_for_slot(c))
+            return;
         if (!try_elsewhere(c)) {
             fail_stream(c, GW_ERR_UNAVAILABLE, "no upstream replica is available");
             flush(c);
@@ -1173,7 +1271,14 @@ gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sin
     gethostname(host, sizeof(host) - 1);
     snprintf(p->instance, sizeof(p->instance), "%s:%ld", host, (long)getpid());
     build_eps(p);
+    uv_timer_init(loop, &p->kick);
+    p->kick.data = p;
     return p;
+}
+
+static void on_proxy_closed(uv_handle_t *h)
+{
+    free(h->data);
 }
 
 void gw_proxy_free(gw_proxy_t *p)
@@ -1194,7 +1299,7 @@ void gw_proxy_free(gw_proxy_t *p)
     }
     free(p->eps);
     gw_buf_dispose(&p->row);
-    free(p);
+    uv_close((uv_handle_t *)&p->kick, on_proxy_closed); /* p is freed with its last handle */
 }
 
 void gw_proxy_set_config(gw_proxy_t *p, const gw_config_t *cfg)

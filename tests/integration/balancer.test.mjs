@@ -260,9 +260,9 @@ test('traffic split: 80/20 over two served entities, recorded per row', T, async
   } finally { await agate.stop(); await stopAll([a, b]); }
 });
 
-test('max_concurrent: a replica at its cap is skipped; all at cap → 503 with Retry-After', T, async () => {
+test('max_concurrent without a queue (queue_timeout_ms 0): all at cap → 503 with Retry-After at once', T, async () => {
   const slow = await startMock(['--default-scenario', 'bench_slow50']);
-  const { agate } = await stack([endpoint('lb', [slow], { retries: 0 })].map((e) => ({
+  const { agate } = await stack([endpoint('lb', [slow], { retries: 0, queue_timeout_ms: 0 })].map((e) => ({
     ...e, upstreams: [{ url: slow.url, max_concurrent: 1 }],
   })));
   try {
@@ -271,6 +271,47 @@ test('max_concurrent: a replica at its cap is skipped; all at cap → 503 with R
     const r = await ask(agate);
     checkErrorReply(r, { status: 503, error_code: 'TEMPORARILY_UNAVAILABLE' });
     assert.equal(r.headers.get('retry-after'), '1');
+    assert.equal((await first).status, 200);
+  } finally { await agate.stop(); await slow.stop(); }
+});
+
+test('max_concurrent with a queue: waiting requests start as slots free up, or 503 after queue_timeout_ms', T, async () => {
+  const slow = await startMock(['--default-scenario', 'bench_slow50']); // ~1 s per request
+  const { agate, tablesDir } = await stack([{
+    ...endpoint('lb', [slow]), upstreams: [{ url: slow.url, max_concurrent: 2 }], queue_timeout_ms: 3000, max_queue: 2,
+  }]);
+  try {
+    const t0 = Date.now();
+    // 2 run at once, 2 wait in the queue, the 5th finds the queue full: 503 at once.
+    const reqs = Array.from({ length: 4 }, () => ask(agate));
+    await sleep(150);
+    const overflow = await ask(agate);
+    checkErrorReply(overflow, { status: 503, error_code: 'TEMPORARILY_UNAVAILABLE' });
+    assert.ok(Date.now() - t0 < 900, 'the overflow was refused without waiting');
+    const rs = await Promise.all(reqs);
+    for (const r of rs) assert.equal(r.status, 200);
+    const took = Date.now() - t0;
+    assert.ok(took >= 1800, `the queued pair ran after the first pair (${took} ms)`);
+    assert.equal((await slow.stats()).requests, 4, 'never more than the cap in flight, nothing lost');
+    await waitFor(() => readTable(tablesDir).length >= 5, 5000, 'rows');
+    const queued = readTable(tablesDir).filter((r) => r.status_code === 200 && r.queue_ms >= 700);
+    assert.equal(queued.length, 2, 'two rows show the time spent waiting for a slot');
+  } finally { await agate.stop(); await slow.stop(); }
+});
+
+test('max_concurrent queue timeout → 503 in the route shape', T, async () => {
+  const slow = await startMock(['--default-scenario', 'bench_slow50']);
+  const { agate } = await stack([{
+    ...endpoint('lb', [slow]), upstreams: [{ url: slow.url, max_concurrent: 1 }], queue_timeout_ms: 200,
+  }]);
+  try {
+    const first = ask(agate);
+    await sleep(100);
+    const t0 = Date.now();
+    const r = await http('POST', `${agate.base}/serving-endpoints/lb/invocations`, { body: { input: 'hi' } });
+    checkErrorReply(r, { status: 503, error_code: 'TEMPORARILY_UNAVAILABLE' });
+    assert.match(r.json.message, /queue timeout/);
+    assert.ok(Date.now() - t0 >= 180, 'it waited for the queue timeout');
     assert.equal((await first).status, 200);
   } finally { await agate.stop(); await slow.stop(); }
 });
