@@ -366,7 +366,10 @@ Test(config, bad_values, .timeout = 10)
                           "endpoints[0].timeouts.connect_ms", "between");
     expect_endpoint_error("{\"name\":\"a\"," UP ",\"timeouts\":{\"total_ms\":1.5}}",
                           "endpoints[0].timeouts.total_ms", "integer");
-    expect_error("{" EPS ",\"tables\":{\"sink\":\"postgres\"}}", "tables.sink", "jsonl");
+    /* postgres without a DSN (and no DATABASE_URL in the test environment): named as such. */
+    unsetenv("DATABASE_URL");
+    expect_error("{" EPS ",\"tables\":{\"sink\":\"postgres\"}}", "tables.sink", "DATABASE_URL");
+    expect_error("{" EPS ",\"tables\":{\"sink\":\"kafka\"}}", "tables.sink", "\"postgres\" or \"none\"");
     expect_error("{" EPS ",\"limits\":{\"max_event_bytes\":10}}", "limits.max_event_bytes", "between");
     expect_error("{" EPS ",\"limits\":{\"max_body_bytes\":1000.5}}", "limits.max_body_bytes", "integer");
     expect_error("{" EPS ",\"tables\":{\"sink\":\"none\",\"max_queue_bytes\":100000.25}}",
