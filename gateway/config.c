@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gateway/json.h"
+#include "tables/redact.h"
 
 /* Validation walks the tree with a path string for messages; the first error wins. */
 struct vctx {
@@ -420,6 +421,7 @@ static void parse_tables(struct vctx *v, const gw_json_t *root, gw_tables_cfg_t 
                                         "spool_max_bytes",
                                         "batch_rows",
                                         "usage_table",
+                                        "redact",
                                         NULL};
     check_keys(v, t, "tables", tkeys);
     const char *sink = get_string(v, t, "tables", "sink", true, "none");
@@ -460,6 +462,27 @@ static void parse_tables(struct vctx *v, const gw_json_t *root, gw_tables_cfg_t 
     tc->spool_max_bytes = get_size(v, t, "tables", "spool_max_bytes", 1 << 30, 65536, 1099511627776.0);
     tc->batch_rows = get_int(v, t, "tables", "batch_rows", 500, 1, 10000);
     tc->usage_table = get_bool(v, t, "tables", "usage_table", tc->sink == GW_SINK_POSTGRES);
+    const gw_json_t *rd = get_typed(v, t, "tables", "redact", GW_JSON_ARRAY, false);
+    if (rd && !v->failed) {
+        if (rd->len > 64) {
+            fail(v, "tables.redact", "at most 64 paths");
+            return;
+        }
+        tc->n_redact = rd->len;
+        tc->redact = gw_arena_calloc(v->a, sizeof(*tc->redact) * (rd->len ? rd->len : 1));
+        size_t i = 0;
+        for (const gw_json_t *x = rd->child; x; x = x->next, i++) {
+            const char *ip = index_path(v, "tables.redact", i);
+            if (x->type != GW_JSON_STRING) {
+                fail(v, ip, "must be a string");
+                return;
+            }
+            tc->redact[i] = gw_arena_strndup(v->a, x->str.base, x->str.len);
+            const char *why = tb_redact_check(tc->redact[i]);
+            if (why)
+                fail(v, ip, "%s", why);
+        }
+    }
 }
 
 gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t errlen)

@@ -80,6 +80,8 @@ typedef struct {
     uint64_t spool_max_bytes;        /** postgres: spool cap, then rows are dropped loudly, default 1 GiB */
     int batch_rows;                  /** postgres: rows per INSERT statement, default 500 */
     bool usage_table;                /** write endpoint_usage rows; default true for postgres, false for jsonl */
+    const char **redact;             /** JSON paths replaced by "[REDACTED]" in logged request/response */
+    size_t n_redact;                 /** at most 64 */
 } gw_tables_cfg_t;
 
 typedef struct {

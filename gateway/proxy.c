@@ -16,6 +16,7 @@
 #include "gateway/stream.h"
 #include "gateway/upstream.h"
 #include "tables/record.h"
+#include "tables/redact.h"
 
 #define MAX_UPSTREAM_ERROR_BODY (64u << 10) /* §6.3: read at most 64 KiB of a non-2xx body */
 
@@ -268,6 +269,23 @@ static void write_record(struct call *c)
         rec.token_count_source = "estimated";
     }
     rec.usage_context = c->req.usage_context;
+    /* Redaction (issue 3): configured paths never reach a table, in either payload. */
+    gw_buf_t red_req, red_resp;
+    gw_buf_init(&red_req);
+    gw_buf_init(&red_resp);
+    const gw_tables_cfg_t *tc = &c->cfg->tables;
+    if (tc->n_redact) {
+        if (c->req.root && tb_redact_json(c->req.root, tc->redact, tc->n_redact, &red_req)) {
+            rec.request = gw_buf_str(&red_req);
+            rec.redacted = true;
+        }
+        gw_json_t *resp;
+        if (rec.response.base && gw_json_parse(c->a, rec.response.base, rec.response.len, &resp, NULL) == 0 &&
+            tb_redact_json(resp, tc->redact, tc->n_redact, &red_resp)) {
+            rec.response = gw_buf_str(&red_resp);
+            rec.redacted = true;
+        }
+    }
     /* Usage table (§7.4): one row for every request, before the sampling decision. */
     tb_sink_write_usage(p->sink, &rec, c->req_parsed ? (int64_t)prompt_chars(&c->req) : -1,
                         c->stream ? (int64_t)gw_stream_output_chars(c->stream) : -1, &p->row);
@@ -275,6 +293,8 @@ static void write_record(struct call *c)
     bool error_row = rec.status_code >= 400 || strcmp(rec.finish_status, "completed") != 0;
     if (c->sampled_out && !error_row) {
         gw_buf_dispose(&att);
+        gw_buf_dispose(&red_req);
+        gw_buf_dispose(&red_resp);
         return;
     }
     if (c->sampled_out || error_row)
@@ -287,6 +307,8 @@ static void write_record(struct call *c)
     snprintf(table, sizeof(table), "%s_payload", c->routed ? c->routed->name : c->ep ? c->ep->name : "unrouted");
     tb_sink_write(p->sink, table, date, gw_buf_str(&p->row));
     gw_buf_dispose(&att);
+    gw_buf_dispose(&red_req);
+    gw_buf_dispose(&red_resp);
 }
 
 static void on_timer_closed(uv_handle_t *h)

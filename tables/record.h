@@ -49,6 +49,7 @@ typedef struct {
     int64_t input_tokens, output_tokens, cached_input_tokens, reasoning_tokens;
     const char *token_count_source; /** upstream / estimated / none */
     const gw_json_t *usage_context;
+    bool redacted; /** a redaction rule rewrote request or response */
 } tb_rec_t;
 
 typedef struct {
