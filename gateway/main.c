@@ -279,7 +279,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     int listen_fd = -1, port = 0, worker = 0;
     if (workers > 1) {
-        listen_fd = gw_server_bind_fd(a.cfg->listen_host, a.cfg->listen_port, &port);
+        listen_fd = gw_server_bind_fd(a.cfg->listen_host, a.cfg->listen_port, false, &port);
         if (listen_fd < 0) {
             fprintf(stderr, "agate: cannot listen on %s:%d: %s\n", a.cfg->listen_host, a.cfg->listen_port,
                     uv_strerror(listen_fd));
@@ -291,6 +291,14 @@ int main(int argc, char **argv)
         if (worker < 0) {
             gw_config_free(a.cfg);
             return worker == -1 ? 0 : 1;
+        }
+        /* A worker: its own listening socket in the port's SO_REUSEPORT group. */
+        close(listen_fd);
+        int wport;
+        listen_fd = gw_server_bind_fd(a.cfg->listen_host, port, true, &wport);
+        if (listen_fd < 0) {
+            fprintf(stderr, "agate: worker %d cannot listen on port %d: %s\n", worker, port, uv_strerror(listen_fd));
+            return 1;
         }
         /* A worker: its own spool directory, so workers never share spool files. */
         if (a.cfg->tables.spool_dir) {

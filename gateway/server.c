@@ -796,7 +796,7 @@ int gw_server_listen_fd(gw_server_t *s, int fd)
     return rc;
 }
 
-int gw_server_bind_fd(const char *host, int port, int *bound_port)
+int gw_server_bind_fd(const char *host, int port, bool listen_now, int *bound_port)
 {
     struct sockaddr_storage addr;
     int rc = strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
@@ -808,8 +808,11 @@ int gw_server_bind_fd(const char *host, int port, int *bound_port)
         return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* Every worker listens on its own socket of one SO_REUSEPORT group, so the kernel spreads
+     * connections over workers instead of waking them all for each one. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     socklen_t len = addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    if (bind(fd, (struct sockaddr *)&addr, len) < 0 || listen(fd, 1024) < 0) {
+    if (bind(fd, (struct sockaddr *)&addr, len) < 0 || (listen_now && listen(fd, 1024) < 0)) {
         rc = -errno;
         close(fd);
         return rc;

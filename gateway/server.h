@@ -36,9 +36,10 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_limits_cfg_t *limits, gw_re
 int gw_server_listen(gw_server_t *s, const char *host, int port, int *bound_port);
 /** Accept on an already listening socket (inherited from the parent with --workers). */
 int gw_server_listen_fd(gw_server_t *s, int fd);
-/** Bind and listen on a plain socket for a parent to hand to its workers; returns the fd or a
- * negative errno, and the bound port. */
-int gw_server_bind_fd(const char *host, int port, int *bound_port);
+/** Bind a plain SO_REUSEPORT socket (and listen when listen_now): the --workers parent binds
+ * one without listening to reserve the port, each worker binds and listens on its own. Returns
+ * the fd or a negative errno, and the bound port. */
+int gw_server_bind_fd(const char *host, int port, bool listen_now, int *bound_port);
 /** Stop accepting, close idle connections; on_drained fires once no connection is left. */
 void gw_server_drain(gw_server_t *s, void (*on_drained)(void *ud), void *ud);
 /** Close the listener and every connection (after drain, or at exit). Frees s in a later loop turn. */
