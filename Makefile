@@ -38,10 +38,12 @@ test-asan: build-asan
 bench: build
 	@deploy/install-deps.sh --bench
 	@bench/run.sh
+	@bench/lb_cost.sh
 
 bench-smoke: build
 	@deploy/install-deps.sh --bench
 	@BENCH_SMOKE=1 bench/run.sh
+	@BENCH_SMOKE=1 bench/lb_cost.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
