@@ -75,9 +75,11 @@ typedef struct ad_vtable {
     /** Build the upstream request body into out. May reject the request (returns -1 + err). */
     int (*encode_request)(const gw_request_t *req, const gw_endpoint_cfg_t *ep, bool databricks_route,
                           gw_buf_t *out, gw_error_t *err);
-    /** New response state. Lives in arena a; events go to emit. */
-    ad_state_t *(*start)(gw_arena_t *a, const gw_endpoint_cfg_t *ep, const gw_limits_cfg_t *lim,
-                         const ad_emit_t *emit, gw_str_t content_type);
+    /** New response state. Lives in arena a; events go to emit. scratch is shared by every
+     * transfer of the loop: the adapter resets it at each upstream event and keeps nothing in it
+     * across events (one event is handled to the end before the next one is read). */
+    ad_state_t *(*start)(gw_arena_t *a, gw_arena_t *scratch, const gw_endpoint_cfg_t *ep,
+                         const gw_limits_cfg_t *lim, const ad_emit_t *emit, gw_str_t content_type);
     /** Upstream 2xx body bytes. Returns 0, or < 0 to stop (the adapter has emitted fail, or the
      * consumer is gone). */
     int (*feed)(ad_state_t *st, const char *data, size_t len);

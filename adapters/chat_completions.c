@@ -282,7 +282,7 @@ struct tool_call {
 
 struct ad_state {
     const ad_emit_t *em;
-    gw_arena_t *scratch; /** one upstream event's JSON tree; reset per event */
+    gw_arena_t *scratch; /** borrowed, shared: one upstream event's JSON tree, reset per event */
     ad_body_t body;      /** SSE, or a whole JSON completion answering a stream request (§8) */
     bool begun, finished, done_seen, stopped, model_seen;
     const char *finish_reason; /** "stop"/"length"/"content_filter" once the first finish_reason arrived */
@@ -688,13 +688,13 @@ static void on_sse_comment(void *ud, gw_str_t text)
     s->em->heartbeat(s->em->ctx);
 }
 
-static ad_state_t *cc_start(gw_arena_t *a, const gw_endpoint_cfg_t *ep, const gw_limits_cfg_t *lim,
+static ad_state_t *cc_start(gw_arena_t *a, gw_arena_t *scratch, const gw_endpoint_cfg_t *ep, const gw_limits_cfg_t *lim,
                             const ad_emit_t *emit, gw_str_t content_type)
 {
     (void)ep;
     ad_state_t *s = gw_arena_calloc(a, sizeof(*s));
     s->em = emit;
-    s->scratch = gw_arena_new_sized(4096); /* one event's tree + yajl's state; bigger events add blocks */
+    s->scratch = scratch;
     s->msg_oi = s->rs_oi = -1;
     ad_body_init(&s->body, content_type, lim->max_event_bytes, on_sse_event, on_sse_comment, s);
     return s;
@@ -742,7 +742,6 @@ static void cc_dispose(ad_state_t *s)
     }
     free(s->calls);
     ad_body_dispose(&s->body);
-    gw_arena_free(s->scratch);
 }
 
 const ad_vtable_t ad_chat_completions = {

@@ -602,13 +602,13 @@ static void on_comment(void *ud, gw_str_t text)
     s->em->heartbeat(s->em->ctx);
 }
 
-static ad_state_t *rs_start(gw_arena_t *a, const gw_endpoint_cfg_t *ep, const gw_limits_cfg_t *lim,
+static ad_state_t *rs_start(gw_arena_t *a, gw_arena_t *scratch, const gw_endpoint_cfg_t *ep, const gw_limits_cfg_t *lim,
                             const ad_emit_t *emit, gw_str_t content_type)
 {
     ad_state_t *s = gw_arena_calloc(a, sizeof(*s));
     s->em = emit;
     s->ep = ep;
-    s->scratch = gw_arena_new_sized(4096); /* one event's tree + yajl's state; bigger events add blocks */
+    s->scratch = scratch;
     s->open_exclusive = -1;
     ad_body_init(&s->body, content_type, lim->max_event_bytes, on_sse, on_comment, s);
     return s;
@@ -669,7 +669,6 @@ static void rs_dispose(ad_state_t *s)
         free(s->items[i].id);
     free(s->items);
     ad_body_dispose(&s->body);
-    gw_arena_free(s->scratch);
 }
 
 const ad_vtable_t ad_responses = {

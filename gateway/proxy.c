@@ -61,6 +61,7 @@ struct gw_proxy {
     struct ep_state *retired; /** states of older configs: in-flight calls may still use them */
     gw_lb_budget_t budget;
     uv_timer_t kick; /** starts waiting requests once a replica slot frees up, outside any callback */
+    gw_arena_t *scratch; /** adapters' per-event scratch, shared by all transfers (see ad_vtable_t) */
     char instance[96];
     gw_buf_t row; /** scratch for serialising table rows */
 };
@@ -93,8 +94,8 @@ struct call {
     bool fallback_used, budget_taken;
     const gw_endpoint_cfg_t *primary;
     uint64_t attempt_ns, attempt_first_byte_ns;
-    struct attempt attempts[MAX_ATTEMPTS];
-    int n_attempts;
+    struct attempt *attempts; /** request arena, grown on demand (most requests make one attempt) */
+    int n_attempts, cap_attempts;
     gw_request_t req;
     bool req_parsed;
     gw_stream_t *stream;
@@ -456,7 +457,8 @@ static void on_up_response(void *ud, long status, gw_str_t content_type, int ret
     if (c->up)
         snprintf(c->up_peer, sizeof(c->up_peer), "%s", gw_up_peer(c->up));
     if (status >= 200 && status < 300)
-        c->ast = c->ad->start(c->a, c->ep, &c->cfg->limits, gw_stream_emitter(c->stream), content_type);
+        c->ast = c->ad->start(c->a, c->p->scratch, c->ep, &c->cfg->limits, gw_stream_emitter(c->stream),
+                              content_type);
 }
 
 static int on_up_data(void *ud, const char *data, size_t len)
@@ -1100,6 +1102,14 @@ static int begin_attempt(struct call *c)
     c->es->attempts++;
     if (c->n_attempts > 0 && !c->fallback_used)
         c->es->retries++;
+    if (c->n_attempts == c->cap_attempts) {
+        int cap = c->cap_attempts ? c->cap_attempts * 2 : 1;
+        struct attempt *grown = gw_arena_alloc(c->a, sizeof(*grown) * (size_t)cap);
+        if (c->n_attempts)
+            memcpy(grown, c->attempts, sizeof(*grown) * (size_t)c->n_attempts);
+        c->attempts = grown;
+        c->cap_attempts = cap;
+    }
     struct attempt *at = &c->attempts[c->n_attempts++];
     memset(at, 0, sizeof(*at));
     at->entity = c->ep->name;
@@ -1295,6 +1305,7 @@ gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sin
     build_eps(p);
     uv_timer_init(loop, &p->kick);
     p->kick.data = p;
+    p->scratch = gw_arena_new_sized(8192);
     return p;
 }
 
@@ -1321,6 +1332,7 @@ void gw_proxy_free(gw_proxy_t *p)
     }
     free(p->eps);
     gw_buf_dispose(&p->row);
+    gw_arena_free(p->scratch);
     uv_close((uv_handle_t *)&p->kick, on_proxy_closed); /* p is freed with its last handle */
 }
 

@@ -168,6 +168,7 @@ void test_run_begin(test_run_t *r, const test_run_opts_t *o)
     r->ad = ad_for(o->adapter);
     cr_assert_not_null(r->ad);
     r->a = gw_arena_new();
+    r->scratch = gw_arena_new();
     gw_error_t err = {0};
     const char *body = o->req_body ? o->req_body : REQ_BODY;
     cr_assert_eq(gw_request_parse(r->a, gw_str(body), o->front == GW_FRONT_DATABRICKS, &r->req, &err), 0,
@@ -207,7 +208,7 @@ void test_run_begin(test_run_t *r, const test_run_opts_t *o)
     };
     r->s = gw_stream_new(&so);
     cr_assert_not_null(r->s);
-    r->st = r->ad->start(r->a, &r->ep, &r->lim, gw_stream_emitter(r->s), gw_str(o->content_type));
+    r->st = r->ad->start(r->a, r->scratch, &r->ep, &r->lim, gw_stream_emitter(r->s), gw_str(o->content_type));
     cr_assert_not_null(r->st);
 }
 
@@ -244,6 +245,7 @@ void test_run_free(test_run_t *r)
         r->ad->dispose(r->st);
     gw_stream_free(r->s);
     gw_arena_free(r->a);
+    gw_arena_free(r->scratch);
     gw_buf_dispose(&r->out);
 }
 

@@ -73,6 +73,7 @@ typedef struct {
 typedef struct {
     const ad_vtable_t *ad;
     gw_arena_t *a; /** request arena: parsed request and adapter state */
+    gw_arena_t *scratch; /** the adapters' per-event scratch (shared by all transfers in agate) */
     gw_request_t req;
     gw_upstream_cfg_t up;
     gw_endpoint_cfg_t ep;
