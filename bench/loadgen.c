@@ -11,9 +11,10 @@
  *   hold        (--hold): open N streams, ramped, wait until every one has its first body byte,
  *               print `ready ...`, keep them all open for --hold-seconds, exit.
  * Output: one `loadgen key=value ...` line on stdout (microseconds, 1 decimal); --samples FILE
- * also writes `ttfb_us ttlb_us` per measured request. Every run is bounded by --timeout.
- * Loopback benchmarking tool only: the request bytes are fixed, the response is parsed with
- * llhttp, a response counts as ok when its status is 200 and (with --expect) its body holds STR.
+ * also writes `ttfb_us ttlb_us start_ms` per measured request, in completion order. Every run
+ * is bounded by --timeout. Loopback benchmarking tool only: the request bytes are fixed, the
+ * response is parsed with llhttp, and a response counts as ok when its status is 200 and (with
+ * --expect) its body holds STR.
  */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
@@ -56,7 +57,7 @@ typedef struct conn {
     bool established;    /** hold mode: first body byte seen */
     bool expect_found;
     int status;
-    uint64_t t_start;       /** ns, due time of the request in flight (open loop) or send time */
+    uint64_t t_start;       /** ns, latency origin: due time (open loop, see dispatch) or send time */
     uint64_t t_first;       /** ns, first body byte, 0 = none yet */
     uint64_t t_last;        /** ns, end of the response */
     uint64_t t_idle;        /** ns, when the connection last became idle */
@@ -107,6 +108,7 @@ struct lg {
     uint64_t sent, completed, measured_ok, errors, bad_status, bad_body, conn_errors, reconnects;
     uint64_t late, body_bytes, established, unsent;
     samples_t ttfb, ttlb;
+    samples_t starts; /* start of each measured request, ns since t0 (for --samples) */
 };
 
 static void dispatch(struct lg *lg);
@@ -275,7 +277,8 @@ static void complete_request(conn_t *c)
     } else if (c->measured) {
         lg->measured_ok++;
         if (samples_push(&lg->ttfb, c->t_first - c->t_start) != 0 ||
-            samples_push(&lg->ttlb, c->t_last - c->t_start) != 0) {
+            samples_push(&lg->ttlb, c->t_last - c->t_start) != 0 ||
+            samples_push(&lg->starts, c->t_start - lg->t0) != 0) {
             fprintf(stderr, "loadgen: out of memory\n");
             exit(1);
         }
@@ -504,8 +507,10 @@ static void on_tick(uv_timer_t *t)
         if (!lg->ready_printed && lg->n_started == lg->n_conns && settled >= lg->n_conns) {
             lg->ready_printed = true;
             lg->t_ready = now;
-            printf("ready established=%" PRIu64 " errors=%" PRIu64 " elapsed_s=%.2f\n", lg->established,
-                   lg->errors + lg->conn_errors, (double)(now - lg->t0) / 1e9);
+            printf("ready established=%" PRIu64 " conn_errors=%" PRIu64 " bad_status=%" PRIu64
+                   " errors=%" PRIu64 " elapsed_s=%.2f\n",
+                   lg->established, lg->conn_errors, lg->bad_status, lg->errors,
+                   (double)(now - lg->t0) / 1e9);
             fflush(stdout);
         }
         if (lg->ready_printed && now - lg->t_ready >= (uint64_t)(lg->hold_s * 1e9))
@@ -529,8 +534,9 @@ static void on_deadline(uv_timer_t *t)
 {
     struct lg *lg = t->data;
     if (lg->hold && !lg->ready_printed) {
-        printf("ready established=%" PRIu64 " errors=%" PRIu64 " partial=1\n", lg->established,
-               lg->errors + lg->conn_errors);
+        printf("ready established=%" PRIu64 " conn_errors=%" PRIu64 " bad_status=%" PRIu64 " errors=%" PRIu64
+               " partial=1\n",
+               lg->established, lg->conn_errors, lg->bad_status, lg->errors);
         fflush(stdout);
     }
     finish(lg, "timeout");
@@ -564,8 +570,9 @@ static void write_samples(const struct lg *lg)
         fprintf(stderr, "loadgen: %s: %s\n", lg->samples_file, strerror(errno));
         return;
     }
-    for (size_t i = 0; i < lg->ttlb.n && i < lg->ttfb.n; i++)
-        fprintf(f, "%.1f %.1f\n", (double)lg->ttfb.v[i] / 1000.0, (double)lg->ttlb.v[i] / 1000.0);
+    for (size_t i = 0; i < lg->ttlb.n && i < lg->ttfb.n && i < lg->starts.n; i++)
+        fprintf(f, "%.1f %.1f %.3f\n", (double)lg->ttfb.v[i] / 1000.0, (double)lg->ttlb.v[i] / 1000.0,
+                (double)lg->starts.v[i] / 1e6);
     if (fclose(f) != 0)
         fprintf(stderr, "loadgen: %s: write failed\n", lg->samples_file);
 }
@@ -683,7 +690,7 @@ static const char usage[] =
     "  --warmup S           seconds issued before measuring (0)\n"
     "  --requests N         closed loop: stop after N responses (0 = no limit)\n"
     "  --expect STR         a response is ok only if its body contains STR (<= 63 bytes)\n"
-    "  --samples FILE       write `ttfb_us ttlb_us` per measured request\n"
+    "  --samples FILE       write `ttfb_us ttlb_us start_ms` per measured request\n"
     "  --hold               open --connections streams, report when all have a first byte\n"
     "  --ramp R             hold mode: new connections per second (2000)\n"
     "  --hold-seconds S     hold mode: keep the streams open this long once ready (3)\n"
@@ -866,6 +873,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "loadgen: loop close failed\n");
     free(lg->ttfb.v);
     free(lg->ttlb.v);
+    free(lg->starts.v);
     free(lg->request);
     free(lg->conns);
     free(lg->idle);
