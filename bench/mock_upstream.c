@@ -290,6 +290,9 @@ static const step_t sc_long[] = {
 static const step_t sc_xl[] = {
     S_ROLE, S_FILL("x", 2000, " ", 5000), S_FINISH("stop"), S_USAGE(12, 100000), S_DONE, S_END,
 };
+static const step_t sc_big[] = {
+    S_ROLE, S_FILL("x", 1000, " ", 3000), S_FINISH("stop"), S_USAGE(12, 30000), S_DONE, S_END,
+};
 static const step_t sc_huge_line[] = {
     S_ROLE, S_FILL("a", 2u << 20, "", 1), S_FINISH("stop"), S_USAGE(12, 65536), S_DONE, S_END,
 };
@@ -380,6 +383,7 @@ static const scenario_t scenarios[] = {
     SC("stall", sc_stall, SF_STREAM_ONLY),
     SC("long", sc_long, 0),
     SC("xl", sc_xl, 0),
+    SC("big", sc_big, 0),
     SC("crlf", sc_text, SF_CRLF),
     SC("nospace", sc_text, SF_NOSPACE),
     SC("comments", sc_text, SF_COMMENTS),

@@ -62,6 +62,7 @@ struct gw_proxy {
     gw_lb_budget_t budget;
     uv_timer_t kick; /** starts waiting requests once a replica slot frees up, outside any callback */
     gw_arena_t *scratch; /** adapters' per-event scratch, shared by all transfers (see ad_vtable_t) */
+    struct call *dirty;  /** calls with rendered bytes not yet handed to their client */
     char instance[96];
     gw_buf_t row; /** scratch for serialising table rows */
 };
@@ -118,6 +119,8 @@ struct call {
     bool sampled_out;
     bool draining;  /** answered; the upstream transfer reads its last bytes */
     bool waiting;   /** queued for a replica slot on es */
+    bool dirty;     /** on p->dirty: flushed at the end of the current curl batch */
+    struct call *dirty_next, *dirty_prev;
     struct call *wait_next, *wait_prev;
     size_t drained;
 };
@@ -337,6 +340,33 @@ static void unwait(struct call *c)
     es->n_waiting--;
 }
 
+static void unmark_dirty(struct call *c)
+{
+    if (!c->dirty)
+        return;
+    if (c->dirty_prev)
+        c->dirty_prev->dirty_next = c->dirty_next;
+    else
+        c->p->dirty = c->dirty_next;
+    if (c->dirty_next)
+        c->dirty_next->dirty_prev = c->dirty_prev;
+    c->dirty_next = c->dirty_prev = NULL;
+    c->dirty = false;
+}
+
+/* Upstream bytes were rendered: write them once the curl batch is over (on_curl_batch). */
+static void mark_dirty(struct call *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->dirty_prev = NULL;
+    c->dirty_next = c->p->dirty;
+    if (c->p->dirty)
+        c->p->dirty->dirty_prev = c;
+    c->p->dirty = c;
+}
+
 /* The client side is over: record, stop timers. The call is freed once nothing refers to it. */
 static void complete(struct call *c)
 {
@@ -383,6 +413,7 @@ static void maybe_free(struct call *c)
     if (c->in_cb || !c->client_done || c->open_timers || c->up)
         return;
     gw_proxy_t *p = c->p;
+    unmark_dirty(c);
     write_record(c); /* now every attempt is settled */
     count_request(c);
     if (c->ast && c->ad)
@@ -484,7 +515,7 @@ static int on_up_data(void *ud, const char *data, size_t len)
     c->in_cb++;
     c->ad->feed(c->ast, data, len);
     arm_up_timer(c, c->ep->idle_timeout_ms);
-    flush(c);
+    mark_dirty(c);
     c->in_cb--;
     return c->client_done && !c->draining ? -1 : 0;
 }
@@ -761,6 +792,7 @@ static void on_ka_timer(uv_timer_t *t)
 /* Move rendered bytes to the client; answer or end the response when the stream is over. */
 static void flush(struct call *c)
 {
+    unmark_dirty(c);
     if (c->client_done)
         return;
     gw_stream_t *s = c->stream;
@@ -789,6 +821,19 @@ static void flush(struct call *c)
     }
     gw_req_respond(c->r, 200, "application/json", common_headers(c, NULL, false), gw_buf_str(out));
     complete(c);
+}
+
+/* End of a curl batch: one write per call for everything its upstream produced in the batch. */
+static void on_curl_batch(void *ud)
+{
+    gw_proxy_t *p = ud;
+    while (p->dirty) {
+        struct call *c = p->dirty;
+        c->in_cb++;
+        flush(c); /* unmarks c */
+        c->in_cb--;
+        maybe_free(c);
+    }
 }
 
 /* ---------------- client events ---------------- */
@@ -1299,6 +1344,7 @@ gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sin
         free(p);
         return NULL;
     }
+    gw_upctx_on_batch(p->up, on_curl_batch, p);
     char host[64] = "localhost";
     gethostname(host, sizeof(host) - 1);
     snprintf(p->instance, sizeof(p->instance), "%s:%ld", host, (long)getpid());

@@ -17,6 +17,8 @@ struct gw_upctx {
     gw_up_t *graveyard;  /** transfers cancelled inside a curl callback, freed afterwards */
     long connects;
     bool closing;
+    gw_upctx_batch_cb batch_cb;
+    void *batch_ud;
 };
 
 struct gw_up {
@@ -70,6 +72,8 @@ static void socket_action(gw_upctx_t *u, curl_socket_t fd, int flags)
     if (u->in_curl == 0) {
         bury_dead(u);
         drain_info(u); /* unconditionally: the last DONE message must not be lost */
+        if (u->batch_cb)
+            u->batch_cb(u->batch_ud);
     }
 }
 
@@ -285,6 +289,12 @@ void gw_upctx_free(gw_upctx_t *u)
     uv_close((uv_handle_t *)&u->timer, on_ctx_timer_closed);
 }
 
+void gw_upctx_on_batch(gw_upctx_t *u, gw_upctx_batch_cb cb, void *ud)
+{
+    u->batch_cb = cb;
+    u->batch_ud = ud;
+}
+
 long gw_upctx_connects(const gw_upctx_t *u)
 {
     return u->connects;
@@ -362,6 +372,8 @@ void gw_up_resume(gw_up_t *up)
     if (u->in_curl == 0) {
         bury_dead(u);
         drain_info(u);
+        if (u->batch_cb)
+            u->batch_cb(u->batch_ud);
     }
 }
 

@@ -46,6 +46,11 @@ typedef struct {
 gw_upctx_t *gw_upctx_new(uv_loop_t *loop);
 /** Cancel what is left and free (handles close asynchronously). */
 void gw_upctx_free(gw_upctx_t *u);
+/** Called once after each batch of transfer callbacks (a socket event, a timer, a resume), when
+ * curl is off the stack: the owner writes to its clients here, once per batch instead of once per
+ * upstream chunk (one syscall for all the events the batch produced). */
+typedef void (*gw_upctx_batch_cb)(void *ud);
+void gw_upctx_on_batch(gw_upctx_t *u, gw_upctx_batch_cb cb, void *ud);
 /** Number of new TCP connections made so far (connection reuse check). */
 long gw_upctx_connects(const gw_upctx_t *u);
 
