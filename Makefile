@@ -21,10 +21,11 @@ build-asan: deps
 run: build
 	@deploy/run-demo.sh
 
-# Everything: unit, integration and conformance tests, plain and under ASan+UBSan.
+# Everything: unit, integration and conformance tests, plain and under ASan+UBSan, then the
+# benchmark harness's smoke run (keeps bench/ working; its figures are not checked).
 test:
 	@deploy/install-deps.sh --test
-	@$(MAKE) --no-print-directory test-plain test-asan
+	@$(MAKE) --no-print-directory test-plain test-asan bench-smoke
 
 test-plain: build
 	@cd $(BUILD) && ctest --output-on-failure -j2
