@@ -501,7 +501,7 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
         fail(&v, "(top level)", "must be an object");
         goto fail;
     }
-    static const char *const keys[] = {"listen", "log_level", "endpoints", "tables", "limits", NULL};
+    static const char *const keys[] = {"listen", "log_level", "endpoints", "tables", "limits", "retry_budget", NULL};
     check_keys(&v, root, "", keys);
     parse_listen(&v, c, get_string(&v, root, "", "listen", false, "127.0.0.1:8080"));
     c->log_level = get_string(&v, root, "", "log_level", false, "info");
@@ -541,6 +541,16 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
     }
 
     parse_tables(&v, root, &c->tables);
+
+    c->retry_budget_ratio = 0.2;
+    c->retry_budget_min = 3;
+    const gw_json_t *rb = get_typed(&v, root, "", "retry_budget", GW_JSON_OBJECT, false);
+    if (rb) {
+        static const char *const rkeys[] = {"ratio", "min_concurrent", NULL};
+        check_keys(&v, rb, "retry_budget", rkeys);
+        c->retry_budget_ratio = get_number(&v, rb, "retry_budget", "ratio", 0.2, 0, 1, NULL);
+        c->retry_budget_min = get_int(&v, rb, "retry_budget", "min_concurrent", 3, 0, 100000);
+    }
 
     c->limits.max_body_bytes = 4u << 20;
     c->limits.max_header_bytes = 16384;

@@ -104,6 +104,8 @@ typedef struct gw_config {
     size_t n_endpoints;
     gw_tables_cfg_t tables;
     gw_limits_cfg_t limits;
+    double retry_budget_ratio;     /** retries in flight <= max(min, ratio x requests in flight); 0.2 */
+    int retry_budget_min;          /** 3 */
     char version[17]; /** hash of the file bytes, hex */
 } gw_config_t;
 

@@ -1337,8 +1337,8 @@ gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sin
     p->loop = loop;
     p->cfg = cfg;
     p->sink = sink;
-    p->budget.ratio = 0.2;
-    p->budget.min_concurrent = 3;
+    p->budget.ratio = cfg->retry_budget_ratio;
+    p->budget.min_concurrent = cfg->retry_budget_min;
     p->up = gw_upctx_new(loop);
     if (!p->up) {
         free(p);
@@ -1384,6 +1384,8 @@ void gw_proxy_free(gw_proxy_t *p)
 
 void gw_proxy_set_config(gw_proxy_t *p, const gw_config_t *cfg)
 {
+    p->budget.ratio = cfg->retry_budget_ratio;
+    p->budget.min_concurrent = cfg->retry_budget_min;
     for (size_t i = 0; i < p->n_eps; i++) {
         es_retire(p->eps[i]);
         p->eps[i]->next_retired = p->retired;

@@ -315,3 +315,54 @@ test('max_concurrent queue timeout → 503 in the route shape', T, async () => {
     assert.equal((await first).status, 200);
   } finally { await agate.stop(); await slow.stop(); }
 });
+
+test('faults during a concurrent load: SIGKILL one replica and SIGSTOP another mid-run', { timeout: 60_000 }, async () => {
+  const ms = await mocks(3, ['--default-scenario', 'bench_slow50']); // ~1 s streams: faults land mid-transfer
+  // round_robin keeps sending new requests to the dead and the frozen replica until they are
+  // ejected, so retries must save them; the retry budget is opened up (ratio 1) for the same reason
+  // (by default it caps retries at 20% of requests in flight, by design).
+  const { agate, tablesDir } = await stack([endpoint('lb', ms, {
+    strategy: 'round_robin', retries: 2, timeouts: { first_event_ms: 400, idle_ms: 800 },
+    outlier: { consecutive_failures: 2, base_ejection_ms: 60000 },
+  })], { retry_budget: { ratio: 1, min_concurrent: 3 } });
+  const killedUrl = ms[0].url;
+  try {
+    const results = [];
+    const deadline = Date.now() + 4000;
+    const worker = async () => {
+      for (let i = 0; i < 100 && Date.now() < deadline; i++) {
+        const id = crid('fault');
+        const r = await ask(agate, 'lb', 'hi', { client_request_id: id });
+        results.push({ id, status: r.status });
+      }
+    };
+    const load = Promise.all(Array.from({ length: 12 }, worker));
+    await sleep(700);
+    ms[0].proc.kill('SIGKILL');
+    await sleep(700);
+    ms[1].proc.kill('SIGSTOP');
+    await load;
+    ms[1].proc.kill('SIGCONT');
+    assert.ok(results.length >= 30, `enough requests ran (${results.length})`);
+    await waitFor(() => readTable(tablesDir).length >= results.length, 8000, 'rows');
+    const rows = Object.fromEntries(readTable(tablesDir).map((r) => [r.client_request_id, r]));
+    const failed = results.filter((x) => x.status !== 200);
+    for (const f of failed) {
+      // Only a request whose upstream had already started answering may fail (no retry after
+      // that point): its last attempt got the upstream's 200 before the replica died.
+      const at = rows[f.id].attempts.at(-1);
+      assert.equal(at.status_code, 200, `request ${f.id} failed (${f.status}) without having started: ${JSON.stringify(rows[f.id].attempts)}`);
+    }
+    const retried = Object.values(rows).filter((r) => r.attempt_count > 1 && r.status_code === 200);
+    assert.ok(retried.length >= 1, 'some requests were saved by a retry');
+    assert.ok(Object.values(rows).some((r) => r.attempts.some((a) => a.outcome === 'first_token_timeout')),
+      'the frozen replica hit the first-event timeout');
+    const m = await http('GET', `${agate.base}/metrics`);
+    assert.match(m.text, new RegExp(`agate_replica_available\\{endpoint="lb",replica="${killedUrl.replace(/[.]/g, '\\.')}"\\} 0`),
+      'the killed replica is ejected');
+  } finally {
+    try { ms[1].proc.kill('SIGCONT'); } catch { /* gone */ }
+    await agate.stop();
+    await stopAll(ms);
+  }
+});
