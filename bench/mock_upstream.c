@@ -291,7 +291,7 @@ static const step_t sc_xl[] = {
     S_ROLE, S_FILL("x", 2000, " ", 5000), S_FINISH("stop"), S_USAGE(12, 100000), S_DONE, S_END,
 };
 static const step_t sc_big[] = {
-    S_ROLE, S_FILL("x", 1000, " ", 3000), S_FINISH("stop"), S_USAGE(12, 30000), S_DONE, S_END,
+    S_ROLE, S_FILL("x", 1000, " ", 6000), S_FINISH("stop"), S_USAGE(12, 60000), S_DONE, S_END,
 };
 static const step_t sc_huge_line[] = {
     S_ROLE, S_FILL("a", 2u << 20, "", 1), S_FINISH("stop"), S_USAGE(12, 65536), S_DONE, S_END,

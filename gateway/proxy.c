@@ -527,6 +527,7 @@ static void fail_stream(struct call *c, gw_err_kind_t kind, const char *msg)
 }
 
 static int begin_attempt(struct call *c);
+static int pick_replica(const struct call *c);
 
 /* What an ended attempt means for the balancer and whether another replica may help
  * (INFERENCE_TABLES.md §7.3 rule 1: connect errors, timeouts before the first byte, 429, 500,
@@ -757,8 +758,8 @@ static void on_kick(uv_timer_t *t)
         struct ep_state *es = p->eps[i];
         while (es->wait_head) {
             struct call *c = es->wait_head;
-            if (at_capacity(c) && gw_lb_pick(es->lb, now_ms(), NULL) < 0)
-                break;
+            if (pick_replica(c) < 0)
+                break; /* still no free slot: the next ended attempt kicks again */
             unwait(c);
             uv_timer_stop(&c->up_timer);
             c->in_cb++;
@@ -1093,18 +1094,24 @@ static void start(struct call *c)
 }
 
 /* Start one upstream attempt on a replica of c->ep chosen by the balancer. */
-static int begin_attempt(struct call *c)
+/* The replica for c's next attempt: not tried yet, not at its concurrency cap, then the
+ * balancer's choice. -1 if there is none. */
+static int pick_replica(const struct call *c)
 {
     if (!c->es || !c->es->lb)
         return -1;
-    /* Replicas already tried, and those at their concurrency cap, are not candidates. */
     uint8_t skip[MAX_REPLICAS];
     memcpy(skip, c->tried, sizeof(skip));
     for (size_t i = 0; i < c->ep->n_upstreams && i < MAX_REPLICAS; i++)
         if (c->ep->upstreams[i].max_concurrent &&
             gw_lb_outstanding(c->es->lb, (int)i) >= c->ep->upstreams[i].max_concurrent)
             skip[i] = 1;
-    int idx = gw_lb_pick(c->es->lb, now_ms(), skip);
+    return gw_lb_pick(c->es->lb, now_ms(), skip);
+}
+
+static int begin_attempt(struct call *c)
+{
+    int idx = pick_replica(c);
     if (idx < 0 || idx >= MAX_REPLICAS)
         return -1;
     const gw_adapter_kind_t kind = c->ep->adapter;

@@ -222,13 +222,13 @@ describe('(f) backpressure: a client that stops reading during the `big` scenari
   });
   after(async () => { await stack?.stop(); });
 
-  test('stream completes intact, RSS grows < 16 MiB during the stall, upstream paused and resumed', { timeout: 45_000 }, async (t) => {
+  test('stream completes intact, RSS grows < 16 MiB during the stall, upstream paused and resumed', { timeout: 60_000 }, async (t) => {
     const pid = stack.agate.proc.pid;
     // Warm up (allocator, connection pool) so the baseline is not the first request's setup.
     const warm = await sse(`${stack.agate.url}/responses`, { model: 'chat-agent', input: 'hello mock:text', stream: true });
     assert.equal(checkEventSequence(warm.events).terminal.type, 'response.completed');
     const rss0 = rssBytes(pid);
-    // big (~3 MB of delta events) is more than loopback socket buffers hold, so the stall reaches
+    // big (~6.6 MB of delta events) is more than loopback socket buffers hold, so the stall reaches
     // agate's own write queue whatever the kernel's buffer autotuning does.
     const c = await rawStream(stack.agate.port, { input: 'hello mock:big' }, { pause: true });
     try {
@@ -240,15 +240,15 @@ describe('(f) backpressure: a client that stops reading during the `big` scenari
       }
       const logsAtStall = stack.agate.logs();
       c.sock.resume();
-      await c.waitResponses(1, 25_000);
+      await c.waitResponses(1, 40_000);
       const [res] = c.parse().responses;
       assert.equal(res.status, 200);
       const ev = sseEvents(res.body);
       const seq = checkEventSequence(ev.events);
       assert.equal(seq.terminal.type, 'response.completed', 'terminal response.completed');
       const d = deltas(ev.events);
-      assert.equal(d.length, 3000, '3000 deltas');
-      const want = ('x'.repeat(999) + ' ').repeat(3000);
+      assert.equal(d.length, 6000, '6000 deltas');
+      const want = ('x'.repeat(999) + ' ').repeat(6000);
       assert.equal(d.map((e) => e.delta).join(''), want, 'deltas concatenate to the full text');
       assert.equal(seq.texts[0], want, 'output_text.done text equals the deltas');
       const grew = rssMax - rss0;
