@@ -40,11 +40,13 @@ bench: build
 	@deploy/install-deps.sh --bench
 	@bench/run.sh
 	@bench/lb_cost.sh
+	@bench/tables_cost.sh
 
 bench-smoke: build
 	@deploy/install-deps.sh --bench
 	@BENCH_SMOKE=1 bench/run.sh
 	@BENCH_SMOKE=1 bench/lb_cost.sh
+	@BENCH_SMOKE=1 bench/tables_cost.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -12,7 +12,7 @@ want_test=0
 for arg in "$@"; do
   case "$arg" in
     --test) want_test=1; pkgs+=(libcriterion-dev postgresql libpq-dev) ;;
-    --bench) pkgs+=(nginx-light wrk valgrind) ;;
+    --bench) pkgs+=(nginx-light wrk valgrind postgresql) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
   esac
 done
