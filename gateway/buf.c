@@ -44,6 +44,20 @@ char *gw_xstrndup(const char *s, size_t n)
     return p;
 }
 
+gw_str_t gw_int_str(char tmp[24], int64_t v)
+{
+    /* Hand-rolled: sprintf is measurable on the per-event path (sequence numbers, indexes). */
+    char *e = tmp + 24, *p = e;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return gw_str_n(p, (size_t)(e - p));
+}
+
 bool gw_str_ieq(gw_str_t a, const char *lit)
 {
     size_t n = strlen(lit);

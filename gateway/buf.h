@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 /** Borrowed view: never NUL-terminated, never freed by the holder. */
@@ -36,6 +37,9 @@ static inline bool gw_str_eq(gw_str_t a, const char *lit)
 }
 bool gw_str_ieq(gw_str_t a, const char *lit);
 bool gw_str_has_prefix(gw_str_t a, const char *lit);
+
+/** Decimal text of v, written at the end of tmp; the view points into tmp. */
+gw_str_t gw_int_str(char tmp[24], int64_t v);
 
 /* Allocation helpers: abort on out-of-memory (redis-style), so callers never unwind OOM. */
 void *gw_xmalloc(size_t n);

@@ -457,17 +457,10 @@ void gw_jgen_bool(gw_jgen_t *j, bool b)
 
 void gw_jgen_int(gw_jgen_t *j, int64_t v)
 {
-    /* yajl_gen_integer goes through sprintf; sequence numbers and indexes are on every event. */
+    /* Not yajl_gen_integer: it goes through sprintf, and integers are on every event. */
     char tmp[24];
-    char *e = tmp + sizeof(tmp), *p = e;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    GEN(yajl_gen_number(j->g, p, (size_t)(e - p)));
+    gw_str_t s = gw_int_str(tmp, v);
+    GEN(yajl_gen_number(j->g, s.base, s.len));
 }
 
 void gw_jgen_double(gw_jgen_t *j, double v)

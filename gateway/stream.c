@@ -507,15 +507,7 @@ static gw_str_t join_surrogates(struct part *p, gw_str_t text, gw_buf_t *tmp)
 static void append_int(gw_buf_t *b, int64_t v)
 {
     char tmp[24];
-    char *e = tmp + sizeof(tmp), *p = e;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    gw_buf_append(b, p, (size_t)(e - p));
+    gw_buf_append_str(b, gw_int_str(tmp, v));
 }
 
 /* Delta events are most of a stream, so they skip the generator: everything but the sequence
