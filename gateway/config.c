@@ -260,7 +260,7 @@ static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path,
     static const char *const keys[] = {"name",          "adapter",  "flavor",          "upstreams",
                                        "model",         "params",   "developer_role",  "max_tokens_field",
                                        "timeouts",      "sampling_rate", "strategy",   "retries",
-                                       "fallbacks",     "health_check",  "outlier",    "traffic", "queue_timeout_ms",
+                                       "fallbacks",     "health_check",  "outlier",    "traffic", "queue_timeout_ms", "always_log_errors",
                                        "max_queue",     NULL};
     if (o->type != GW_JSON_OBJECT) {
         fail(v, path, "must be an object");
@@ -290,6 +290,7 @@ static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path,
         fail(v, join(v, path, "max_tokens_field"), "must be \"max_tokens\" or \"max_completion_tokens\"");
     e->developer_role = get_bool(v, o, path, "developer_role", false);
     e->sampling_rate = get_number(v, o, path, "sampling_rate", 1.0, 0.0, 1.0, NULL);
+    e->always_log_errors = get_bool(v, o, path, "always_log_errors", true);
     if (e->sampling_rate <= 0.0)
         fail(v, join(v, path, "sampling_rate"), "must be in (0, 1]");
 

@@ -51,6 +51,7 @@ typedef struct {
     int idle_timeout_ms;          /** between upstream bytes, default 60000 */
     int total_timeout_ms;         /** whole upstream attempt, default 297000 */
     double sampling_rate;         /** payload table, (0,1], default 1 */
+    bool always_log_errors;       /** keep failed/errored rows whatever the sampling draw, default true */
     gw_lb_opts_t lb;              /** strategy, outlier ejection, health thresholds */
     int replica_retries;          /** extra attempts on other replicas before commit, default 1 */
     int queue_timeout_ms;         /** wait for a free slot when every replica is at max_concurrent, default 1000 */

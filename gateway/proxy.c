@@ -293,16 +293,18 @@ static void write_record(struct call *c)
     /* Usage table (§7.4): one row for every request, before the sampling decision. */
     tb_sink_write_usage(p->sink, &rec, c->req_parsed ? (int64_t)prompt_chars(&c->req) : -1,
                         c->stream ? (int64_t)gw_stream_output_chars(c->stream) : -1, &p->row);
-    /* Sampling (§4): decided at acceptance; errors are always kept with fraction 1. */
+    /* Sampling (§4): decided at acceptance. With always_log_errors (default), error rows are kept
+     * whatever the draw and carry fraction 1: their inclusion probability really is 1. */
     bool error_row = rec.status_code >= 400 || strcmp(rec.finish_status, "completed") != 0;
-    if (c->sampled_out && !error_row) {
+    bool keep_error = error_row && (!c->ep || c->ep->always_log_errors);
+    if (c->sampled_out && !keep_error) {
         gw_buf_dispose(&att);
         gw_buf_dispose(&red_req);
         gw_buf_dispose(&red_resp);
         return;
     }
-    if (c->sampled_out || error_row)
-        rec.sampling_fraction = error_row && c->ep && c->ep->sampling_rate < 1.0 ? 1.0 : rec.sampling_fraction;
+    if (keep_error)
+        rec.sampling_fraction = 1.0;
     tb_limits_t lim = {c->cfg->tables.max_logged_request_bytes, c->cfg->tables.max_logged_response_bytes};
     gw_buf_reset(&p->row);
     tb_rec_serialize(&rec, &lim, &p->row);

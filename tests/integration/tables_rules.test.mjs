@@ -145,3 +145,23 @@ test('usage table (JSONL, usage_table: true): one row per request, sampled out o
     assert.ok(payload(s.tablesDir).length < 30, 'the payload table was sampled');
   } finally { await s.stop(); }
 });
+
+test('always_log_errors: false samples error rows like the others, with the endpoint fraction', T, async () => {
+  const s = await startStack({ endpointExtra: { sampling_rate: 0.2, always_log_errors: false } });
+  try {
+    const url = `${s.agate.base}/v1/responses`;
+    const N = 200;
+    for (let i = 0; i < N; i += 20) {
+      await Promise.all(Array.from({ length: 20 }, () =>
+        http('POST', url, { body: { model: 'chat-agent', input: 'x mock:http500', client_request_id: crid('e') } })));
+    }
+    await new Promise((r) => setTimeout(r, 400));
+    const rows = payload(s.tablesDir);
+    // Binomial(200, 0.2): mean 40, sd 5.7; 40 ± 30 is > 5 sigma.
+    assert.ok(Math.abs(rows.length - 40) <= 30, `kept ${rows.length} of ${N} error rows`);
+    for (const r of rows) {
+      assert.equal(r.status_code, 502);
+      assert.equal(r.sampling_fraction, 0.2);
+    }
+  } finally { await s.stop(); }
+});
