@@ -3,6 +3,8 @@
  * rotation by size; the usage table goes to its own directory. */
 #include <criterion/criterion.h>
 
+#include "support/files.h"
+
 #include <fcntl.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -15,14 +17,6 @@
 #include "tables/jsonl.h"
 #include "tables/record.h"
 #include "tables/sink.h"
-
-static char *tmpdir(void)
-{
-    char tmpl[] = "/tmp/agate-test-jsonl-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    cr_assert_not_null(d);
-    return strdup(d);
-}
 
 /* Calls fn for every regular file under d (recursively). */
 static void walk_files(const char *d, void (*fn)(const char *path, const struct stat *sb, void *ud), void *ud)
@@ -44,33 +38,6 @@ static void walk_files(const char *d, void (*fn)(const char *path, const struct 
             fn(p, &sb, ud);
     }
     closedir(dir);
-}
-
-static void rm_tree(const char *d)
-{
-    DIR *dir = opendir(d);
-    if (!dir)
-        return;
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[1024];
-        snprintf(p, sizeof(p), "%s/%s", d, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(dir);
-    rmdir(d);
-}
-
-static void rm_rf(char *d)
-{
-    rm_tree(d);
-    free(d);
 }
 
 static void write_file(const char *path, const char *text)
@@ -103,7 +70,7 @@ static void lines_free(struct lines *l)
 
 Test(sink_jsonl, read_skips_torn_last_line, .timeout = 10)
 {
-    char *d = tmpdir();
+    char *d = test_tmpdir("jsonl");
     char path[512];
     snprintf(path, sizeof(path), "%s/t.jsonl", d);
     write_file(path, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n{\"a\":4,\"b\":\"trunc");
@@ -123,12 +90,12 @@ Test(sink_jsonl, read_skips_torn_last_line, .timeout = 10)
     cr_assert_eq(tb_jsonl_read(path, st.end, 0, 0, collect, &l, &st), 0);
     cr_assert_eq(l.n, 0);
     cr_assert(st.eof);
-    rm_rf(d);
+    test_rm_rf(d);
 }
 
 Test(sink_jsonl, read_counts_invalid_lines_and_resumes, .timeout = 10)
 {
-    char *d = tmpdir();
+    char *d = test_tmpdir("jsonl");
     char path[512];
     snprintf(path, sizeof(path), "%s/t.jsonl", d);
     /* A torn line that was later closed by a newline sits between two good rows; blank lines and
@@ -155,12 +122,12 @@ Test(sink_jsonl, read_counts_invalid_lines_and_resumes, .timeout = 10)
     cr_assert_eq(tb_jsonl_read(path, 0, 0, 0, collect, &l, &st), 0);
     cr_assert(st.eof);
     cr_assert_eq(l.n, 0);
-    rm_rf(d);
+    test_rm_rf(d);
 }
 
 Test(sink_jsonl, append_closes_torn_line_first, .timeout = 10)
 {
-    char *d = tmpdir();
+    char *d = test_tmpdir("jsonl");
     char path[512];
     snprintf(path, sizeof(path), "%s/t.jsonl", d);
     write_file(path, "{\"a\":1}\n{\"a\":2,\"b\":\"cut here");
@@ -185,7 +152,7 @@ Test(sink_jsonl, append_closes_torn_line_first, .timeout = 10)
     /* A clean file is not touched. */
     cr_assert_eq(tb_jsonl_append(path, rows, strlen(rows), GW_FSYNC_NONE, NULL, &repaired), 0);
     cr_assert_not(repaired);
-    rm_rf(d);
+    test_rm_rf(d);
 }
 
 Test(sink_jsonl, valid_line, .timeout = 10)
@@ -313,7 +280,7 @@ static void run_sink(const char *dir, gw_fsync_t mode, uint64_t rotate, size_t n
 
 static void check_all_rows(gw_fsync_t mode)
 {
-    char *d = tmpdir();
+    char *d = test_tmpdir("jsonl");
     enum { N = 3000 };
     run_sink(d, mode, 128u << 20, N, 40, 0);
     struct walk_ctx w = {0};
@@ -325,7 +292,7 @@ static void check_all_rows(gw_fsync_t mode)
     cr_assert_eq(w.invalid + w.torn, 0);
     cr_assert_eq(w.files, 4, "two tables x two dates, one part file each: %zu", w.files);
     free(w.seen);
-    rm_rf(d);
+    test_rm_rf(d);
 }
 
 Test(sink_jsonl, fsync_none_keeps_every_row, .timeout = 30)
@@ -345,7 +312,7 @@ Test(sink_jsonl, fsync_always_keeps_every_row, .timeout = 60)
 
 Test(sink_jsonl, rotates_by_size, .timeout = 30)
 {
-    char *d = tmpdir();
+    char *d = test_tmpdir("jsonl");
     enum { N = 2000 };
     /* Rows of ~230 bytes flushed 20 at a time, files of at most 16 KiB (a batch is never split
      * across files), so each of the four partitions rolls over many times. */
@@ -376,12 +343,12 @@ Test(sink_jsonl, rotates_by_size, .timeout = 30)
     }
     uv_fs_req_cleanup(&req);
     cr_assert(saw_first);
-    rm_rf(d);
+    test_rm_rf(d);
 }
 
 Test(sink_jsonl, usage_rows_have_their_own_table, .timeout = 10)
 {
-    char *d = tmpdir();
+    char *d = test_tmpdir("jsonl");
     uv_loop_t loop;
     uv_loop_init(&loop);
     gw_tables_cfg_t cfg = {0};
@@ -428,5 +395,5 @@ Test(sink_jsonl, usage_rows_have_their_own_table, .timeout = 10)
     snprintf(path, sizeof(path), "%s/endpoint_usage/request_date=2026-07-04", d);
     cr_assert_eq(stat(path, &sb), 0, "usage rows under endpoint_usage/request_date=...");
     gw_buf_dispose(&scratch);
-    rm_rf(d);
+    test_rm_rf(d);
 }

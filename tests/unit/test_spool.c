@@ -3,6 +3,8 @@
  * per spool directory. */
 #include <criterion/criterion.h>
 
+#include "support/files.h"
+
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,42 +14,6 @@
 #include <uv.h>
 
 #include "tables/spool.h"
-
-static char *tmpdir(void)
-{
-    char tmpl[] = "/tmp/agate-test-spool-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    cr_assert_not_null(d);
-    return strdup(d);
-}
-
-/* rm -r of a test directory (two levels at most here). */
-static void rm_tree(const char *d)
-{
-    DIR *dir = opendir(d);
-    if (!dir)
-        return;
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[1024];
-        snprintf(p, sizeof(p), "%s/%s", d, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(dir);
-    rmdir(d);
-}
-
-static void rm_rf(char *d)
-{
-    rm_tree(d);
-    free(d);
-}
 
 struct got {
     bool done;
@@ -145,7 +111,7 @@ static size_t count_spool_files(const char *dir)
 
 Test(spool, rows_come_back_in_order_and_files_go, .timeout = 30)
 {
-    char *d = tmpdir();
+    char *d = test_tmpdir("spool");
     uv_loop_t loop;
     uv_loop_init(&loop);
     char err[256];
@@ -170,12 +136,12 @@ Test(spool, rows_come_back_in_order_and_files_go, .timeout = 30)
     cr_assert_eq(count_spool_files(d), 0, "replayed files are deleted");
     cr_assert_eq(uv_loop_close(&loop), 0);
     free(ids);
-    rm_rf(d);
+    test_rm_rf(d);
 }
 
 Test(spool, prepend_goes_first_and_rewind_repeats, .timeout = 30)
 {
-    char *d = tmpdir();
+    char *d = test_tmpdir("spool");
     uv_loop_t loop;
     uv_loop_init(&loop);
     char err[256];
@@ -219,12 +185,12 @@ Test(spool, prepend_goes_first_and_rewind_repeats, .timeout = 30)
         cr_assert_eq(ids[i], 102 + (long)i);
     close_spool(&loop, sp);
     cr_assert_eq(uv_loop_close(&loop), 0);
-    rm_rf(d);
+    test_rm_rf(d);
 }
 
 Test(spool, restart_replays_and_skips_torn_line, .timeout = 30)
 {
-    char *d = tmpdir();
+    char *d = test_tmpdir("spool");
     uv_loop_t loop;
     uv_loop_init(&loop);
     char err[256];
@@ -265,12 +231,12 @@ Test(spool, restart_replays_and_skips_torn_line, .timeout = 30)
     close_spool(&loop, sp);
     cr_assert_eq(count_spool_files(d), 0);
     cr_assert_eq(uv_loop_close(&loop), 0);
-    rm_rf(d);
+    test_rm_rf(d);
 }
 
 Test(spool, cap_refuses_rows, .timeout = 10)
 {
-    char *d = tmpdir();
+    char *d = test_tmpdir("spool");
     uv_loop_t loop;
     uv_loop_init(&loop);
     char err[256];
@@ -298,5 +264,5 @@ Test(spool, cap_refuses_rows, .timeout = 10)
     cr_assert_eq(drain(&loop, sp, 1000, ids, 128), (size_t)ok);
     close_spool(&loop, sp);
     cr_assert_eq(uv_loop_close(&loop), 0);
-    rm_rf(d);
+    test_rm_rf(d);
 }
