@@ -485,3 +485,13 @@ void gw_lb_budget_put(gw_lb_budget_t *b)
     if (b->retries > 0)
         b->retries--;
 }
+
+void gw_lb_backoff(gw_lb_t *lb, int i, uint64_t retry_after_ms, uint64_t now_ms)
+{
+    if (i < 0 || (size_t)i >= lb->n || retry_after_ms == 0)
+        return;
+    /* Bounded: a hostile or broken header must not park a replica for long. */
+    if (retry_after_ms > 60000)
+        retry_after_ms = 60000;
+    lb->r[i].overloaded_until_ms = now_ms + retry_after_ms;
+}

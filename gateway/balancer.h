@@ -52,6 +52,9 @@ void gw_lb_begin(gw_lb_t *lb, int i);
 /** An attempt on replica i ended (outstanding--), with its outcome and latency to first byte
  * (or to failure). Updates the EWMA and the passive-ejection state. */
 void gw_lb_end(gw_lb_t *lb, int i, gw_lb_outcome_t outcome, uint64_t latency_ms, uint64_t now_ms);
+/** After a 429 (reported with GW_LB_OVERLOADED), prefer other replicas for the upstream's
+ * Retry-After instead of the default 1 s; 0 keeps the default. Call after gw_lb_end. */
+void gw_lb_backoff(gw_lb_t *lb, int i, uint64_t retry_after_ms, uint64_t now_ms);
 /** Result of one active health check of replica i. */
 void gw_lb_health(gw_lb_t *lb, int i, bool ok, uint64_t now_ms);
 

@@ -569,6 +569,9 @@ static void end_attempt(struct call *c, gw_lb_outcome_t outcome, const char *out
     uint64_t now = uv_hrtime();
     uint64_t until = c->attempt_first_byte_ns ? c->attempt_first_byte_ns : now;
     gw_lb_end(c->es->lb, c->replica, outcome, (until - c->attempt_ns) / 1000000, now / 1000000);
+    if (outcome == GW_LB_OVERLOADED) /* honour the upstream's Retry-After when choosing replicas */
+        gw_lb_backoff(c->es->lb, c->replica, (uint64_t)(c->up_retry_after > 0 ? c->up_retry_after : 0) * 1000,
+                      now / 1000000);
     if (c->es->n_waiting)
         uv_timer_start(&c->p->kick, on_kick, 0, 0); /* a slot is free: start a waiting request */
     if (c->budget_taken) {

@@ -787,3 +787,33 @@ Test(balancer, deterministic_with_seed, .timeout = 10)
     cr_assert_arr_eq(a, b, sizeof(a));
     cr_assert(memcmp(a, c, sizeof(a)) != 0, "a different seed gives a different sequence");
 }
+
+Test(balancer, retry_after_sets_the_avoidance_window, .timeout = 10)
+{
+    gw_lb_opts_t o;
+    gw_lb_opts_default(&o);
+    o.strategy = GW_LB_ROUND_ROBIN;
+    gw_lb_t *lb = gw_lb_new(&o, NULL, 2, 7);
+    cr_assert_not_null(lb);
+    /* Replica 0 answers 429 with Retry-After: 7 at t=1000. */
+    gw_lb_begin(lb, 0);
+    gw_lb_end(lb, 0, GW_LB_OVERLOADED, 5, 1000);
+    gw_lb_backoff(lb, 0, 7000, 1000);
+    /* At t=5000 (past the default 1 s hold, inside the 7 s one) every pick avoids replica 0. */
+    for (int k = 0; k < 20; k++)
+        cr_assert_eq(gw_lb_pick(lb, 5000, NULL), 1, "pick %d at t=5000 avoids the 429 replica", k);
+    /* After the window both are used again. */
+    bool saw0 = false;
+    for (int k = 0; k < 4; k++)
+        saw0 = saw0 || gw_lb_pick(lb, 8100, NULL) == 0;
+    cr_assert(saw0, "replica 0 is picked again after Retry-After");
+    /* An hour-long Retry-After is capped at 60 s: avoided at +59 s, used again at +61 s. */
+    gw_lb_backoff(lb, 1, 3600000, 9000);
+    for (int k = 0; k < 4; k++)
+        cr_assert_eq(gw_lb_pick(lb, 9000 + 59000, NULL), 0, "replica 1 avoided inside the capped window");
+    bool saw1 = false;
+    for (int k = 0; k < 4; k++)
+        saw1 = saw1 || gw_lb_pick(lb, 9000 + 61000, NULL) == 1;
+    cr_assert(saw1, "replica 1 is used again once the 60 s cap has passed");
+    gw_lb_free(lb);
+}
