@@ -51,9 +51,7 @@ void ad_error_from_http(gw_arena_t *a, long status, gw_str_t body, int retry_aft
         err->kind = GW_ERR_UPSTREAM_CONFIG;
     else if (status == 429)
         err->kind = GW_ERR_RATE_LIMIT;
-    else if (status == 408 || status == 504)
-        err->kind = GW_ERR_UPSTREAM; /* a gateway timeout upstream is still an upstream failure */
-    else
+    else /* 5xx, and 408/504 too: an upstream's own timeout is still an upstream failure */
         err->kind = GW_ERR_UPSTREAM;
     if (status == 429)
         err->retry_after = retry_after > 0 ? retry_after : 1;

@@ -408,6 +408,19 @@ static int announce(ad_state_t *s, struct tool_call *c)
     return 0;
 }
 
+/* An argument fragment: forwarded once the call is announced, kept until then. */
+static int call_args(ad_state_t *s, struct tool_call *c, gw_str_t frag)
+{
+    if (!frag.len)
+        return 0;
+    if (c->oi < 0) {
+        gw_buf_append_str(&c->early, frag);
+        return 0;
+    }
+    c->had_args = true;
+    return stop(s, s->em->delta(s->em->ctx, c->oi, frag));
+}
+
 /* One tool_calls[] piece: merge by index, announce once id and name are known (§7.2 rule 5). */
 static int tool_piece(ad_state_t *s, const gw_json_t *piece, int64_t pos)
 {
@@ -439,14 +452,8 @@ static int tool_piece(ad_state_t *s, const gw_json_t *piece, int64_t pos)
     int rc = 0;
     if (c->oi < 0 && c->id.len && c->name.len)
         rc = announce(s, c);
-    if (rc == 0 && frag.len) {
-        if (c->oi < 0) {
-            gw_buf_append_str(&c->early, frag);
-        } else {
-            c->had_args = true;
-            rc = stop(s, s->em->delta(s->em->ctx, c->oi, frag));
-        }
-    }
+    if (rc == 0)
+        rc = call_args(s, c, frag);
     gw_buf_dispose(&tmp);
     return rc;
 }
@@ -577,14 +584,8 @@ static int on_choice(ad_state_t *s, const gw_json_t *choice)
         gw_str_t name = gw_json_get_str(fc, "name");
         if (name.len && !call->name.len)
             gw_buf_append_str(&call->name, name);
-        gw_str_t args = gw_json_get_str(fc, "arguments");
-        if (call->oi >= 0 && args.len) {
-            call->had_args = true;
-            if (stop(s, s->em->delta(s->em->ctx, call->oi, args)) < 0)
-                return -1;
-        } else if (args.len) {
-            gw_buf_append_str(&call->early, args);
-        }
+        if (call_args(s, call, gw_json_get_str(fc, "arguments")) < 0)
+            return -1;
     }
     gw_str_t fr = gw_json_get_str(choice, "finish_reason");
     if (fr.len)

@@ -728,12 +728,18 @@ static void on_wait_timer(uv_timer_t *t)
     maybe_free(c);
 }
 
+/* Replica i of c's endpoint has reached its max_concurrent. */
+static bool replica_full(const struct call *c, size_t i)
+{
+    int cap = c->ep->upstreams[i].max_concurrent;
+    return cap && gw_lb_outstanding(c->es->lb, (int)i) >= cap;
+}
+
 /* True if the endpoint has a concurrency cap that some replica has reached. */
 static bool at_capacity(const struct call *c)
 {
     for (size_t i = 0; i < c->ep->n_upstreams && i < MAX_REPLICAS; i++)
-        if (c->ep->upstreams[i].max_concurrent &&
-            gw_lb_outstanding(c->es->lb, (int)i) >= c->ep->upstreams[i].max_concurrent)
+        if (replica_full(c, i))
             return true;
     return false;
 }
@@ -1108,8 +1114,7 @@ static int pick_replica(const struct call *c)
     uint8_t skip[MAX_REPLICAS];
     memcpy(skip, c->tried, sizeof(skip));
     for (size_t i = 0; i < c->ep->n_upstreams && i < MAX_REPLICAS; i++)
-        if (c->ep->upstreams[i].max_concurrent &&
-            gw_lb_outstanding(c->es->lb, (int)i) >= c->ep->upstreams[i].max_concurrent)
+        if (replica_full(c, i))
             skip[i] = 1;
     return gw_lb_pick(c->es->lb, now_ms(), skip);
 }

@@ -132,13 +132,11 @@ static int check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input)
                               path);
             /* The call must have been made earlier in this same input (stateless gateway). */
             bool found = false;
-            for (const gw_json_t *p = input->child; p != it; p = p->next)
-                if (gw_str_eq(gw_json_get_str(p, "type"), "function_call") &&
-                    gw_str_eq(gw_json_get_str(p, "call_id"), "") == false) {
-                    gw_str_t pc = gw_json_get_str(p, "call_id");
-                    if (pc.len == call_id.len && memcmp(pc.base, call_id.base, pc.len) == 0)
-                        found = true;
-                }
+            for (const gw_json_t *p = input->child; p != it && !found; p = p->next) {
+                gw_str_t pc = gw_json_get_str(p, "call_id");
+                found = gw_str_eq(gw_json_get_str(p, "type"), "function_call") && pc.len == call_id.len &&
+                        memcmp(pc.base, call_id.base, pc.len) == 0;
+            }
             if (!found)
                 return reject(a, err, GW_ERR_INVALID_VALUE, path,
                               "function_call_output '%s' refers to call_id '%.*s' that no earlier function_call "
