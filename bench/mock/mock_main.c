@@ -59,6 +59,11 @@ int main(int argc, char **argv)
         }
     }
 
+    const char *dup = mock_sc_duplicate();
+    if (dup) {
+        fprintf(stderr, "level=error event=duplicate_scenario name=\"%s\"\n", dup);
+        return 2;
+    }
     /* One default per kind: an r_* name sets the Responses routes' default, any other the
      * chat route's; the other kind keeps its own (text, r_text). */
     const mock_chat_sc_t *chat_def = mock_sc_find_chat(gw_str(def));

@@ -1,5 +1,7 @@
 /* mock_scenarios: the registry. Every scenario family (one file, one table) is listed here once;
  * lookups walk the families in this order. */
+#include <string.h>
+
 #include "mock_scenarios.h"
 
 /* Each family file defines one of these (MOCK_CHAT_FAMILY / MOCK_R_FAMILY). */
@@ -46,4 +48,19 @@ const mock_r_sc_t *mock_sc_find_r(gw_str_t name)
     size_t i;
     const mock_family_t *f = find(name, false, &i);
     return f ? &f->resp[i] : NULL;
+}
+
+/* Names are unique across both kinds too: --default-scenario picks the family by name alone. */
+const char *mock_sc_duplicate(void)
+{
+    for (size_t k = 0; k < MOCK_COUNT(families); k++) {
+        for (size_t i = 0; i < families[k]->n; i++) {
+            const char *a = family_name(families[k], i);
+            for (size_t l = k; l < MOCK_COUNT(families); l++)
+                for (size_t j = l == k ? i + 1 : 0; j < families[l]->n; j++)
+                    if (!strcmp(a, family_name(families[l], j)))
+                        return a;
+        }
+    }
+    return NULL;
 }

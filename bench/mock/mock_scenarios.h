@@ -156,6 +156,8 @@ typedef struct {
  * Responses names are separate spaces: each route looks in its own. */
 const mock_chat_sc_t *mock_sc_find_chat(gw_str_t name);
 const mock_r_sc_t *mock_sc_find_r(gw_str_t name);
+/* The first name registered twice (within or across families), or NULL: checked at startup. */
+const char *mock_sc_duplicate(void);
 
 /* Scripts are data tables, laid out by hand for reading. */
 /* clang-format off */
