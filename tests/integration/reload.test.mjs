@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { startMock, startAgate, makeTempDir, http, sse, waitFor, checkEventSequence } from './lib.mjs';
+import { startMock, startAgate, makeTempDir, http, sse, waitFor, checkEventSequence, stopEach } from './lib.mjs';
 
 const T = { timeout: 30_000 };
 
@@ -38,8 +38,7 @@ test('SIGHUP: new endpoint served, in-flight stream unaffected, bad file refused
     await waitFor(() => /event=reload_failed/.test(agate.logs()), 5000, 'reload failure logged');
     assert.equal((await http('POST', url, { body: { model: 'second', input: 'hi' } })).status, 200);
   } finally {
-    await agate.stop();
-    await mock.stop();
+    await stopEach(agate, mock);
     fs.rmSync(tables, { recursive: true, force: true });
   }
 });

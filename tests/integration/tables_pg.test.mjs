@@ -115,9 +115,12 @@ before(async () => {
   mock = await startMock();
 });
 after(async () => {
-  await mock?.stop();
-  pg?.destroySync();
-  if (!process.env.AGATE_IT_KEEP) for (const d of scratch) fs.rmSync(d, { recursive: true, force: true });
+  try {
+    await mock?.stop();
+  } finally {
+    pg?.destroySync();
+    if (!process.env.AGATE_IT_KEEP) for (const d of scratch) fs.rmSync(d, { recursive: true, force: true });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
