@@ -33,8 +33,10 @@ static const char usage[] =
     "       agate --help | --version\n"
     "\n"
     "An event-driven gateway: the OpenAI Responses API (/v1/responses) and the Databricks\n"
-    "ResponsesAgent route (/serving-endpoints/{name}/invocations) in front of ChatCompletions\n"
-    "upstreams, with streaming translation and JSONL inference tables.\n"
+    "ResponsesAgent route (/serving-endpoints/{name}/invocations) in front of upstreams that\n"
+    "speak ChatCompletions (adapter chat_completions) or Responses (adapter responses: OpenAI\n"
+    "or MLflow flavour), with streaming translation and inference tables written to JSONL\n"
+    "files (tables.sink jsonl) or PostgreSQL (tables.sink postgres, spooled while it is down).\n"
     "\n"
     "  --config FILE        JSON configuration (see README.md); without it agate serves the\n"
     "                       embedded demo config (upstream http://127.0.0.1:9100/v1, tables in\n"
@@ -52,8 +54,11 @@ struct app {
     uv_loop_t *loop;
     const char *config_path;
     gw_config_t *cfg;
-    gw_config_t *old_cfgs[16]; /** kept alive for in-flight requests until exit */
-    size_t n_old;
+    /** Configs replaced by SIGHUP, owned here and freed at exit: in-flight calls, the proxy's
+     * retired endpoint states and the sink (built from the first config) may still point into
+     * them. Grows by one config per reload (no cap: a fixed array refused the 17th reload). */
+    gw_config_t **old_cfgs;
+    size_t n_old, cap_old;
     gw_server_t *server;
     gw_proxy_t *proxy;
     tb_sink_t *sink;
@@ -129,10 +134,16 @@ static void on_hup(uv_signal_t *s, int signum)
         gw_log(GW_LOG_ERROR, NULL, "event=reload_failed error=\"%s\"", err);
         return;
     }
-    if (a->n_old == sizeof(a->old_cfgs) / sizeof(a->old_cfgs[0])) {
-        gw_log(GW_LOG_ERROR, NULL, "event=reload_refused reason=too_many_reloads");
-        gw_config_free(c);
-        return;
+    if (a->n_old == a->cap_old) {
+        size_t cap = a->cap_old ? a->cap_old * 2 : 16;
+        gw_config_t **n = realloc(a->old_cfgs, cap * sizeof(*n));
+        if (!n) {
+            gw_log(GW_LOG_ERROR, NULL, "event=reload_failed error=\"out of memory\"");
+            gw_config_free(c);
+            return;
+        }
+        a->old_cfgs = n;
+        a->cap_old = cap;
     }
     /* Listen address and table sink are fixed for the process; the rest applies to new requests. */
     a->old_cfgs[a->n_old++] = a->cfg;
@@ -140,7 +151,7 @@ static void on_hup(uv_signal_t *s, int signum)
     gw_proxy_set_config(a->proxy, c);
     gw_server_set_limits(a->server, &c->limits);
     apply_log_level(a);
-    gw_log(GW_LOG_INFO, NULL, "event=reloaded config_version=%s", c->version);
+    gw_log(GW_LOG_INFO, NULL, "event=reloaded config_version=%s reloads=%zu", c->version, a->n_old);
 }
 
 /* --workers: the parent only forks, forwards signals and restarts workers that die; it never
@@ -356,6 +367,7 @@ int main(int argc, char **argv)
     curl_global_cleanup();
     for (size_t i = 0; i < a.n_old; i++)
         gw_config_free(a.old_cfgs[i]);
+    free(a.old_cfgs);
     gw_config_free(a.cfg);
     gw_log(GW_LOG_INFO, NULL, "event=exit");
     return 0;
