@@ -247,6 +247,11 @@ static void on_req_event(gw_req_t *r, gw_req_event_t ev, void *ud)
         c->error_code = "CANCELLED";
         c->error_message = "client closed the connection";
         complete(c);
+    } else if (ev == GW_REQ_EV_SHUTDOWN && !c->client_done) {
+        /* Drain bound passed: end the answer properly (terminal event, or 503 before commit). */
+        gw_log(GW_LOG_INFO, c->request_id, "event=call_ended reason=shutdown");
+        gw_stream_fail(c->stream, &(gw_error_t){.kind = GW_ERR_UNAVAILABLE, .message = "gateway is shutting down"});
+        flush(c);
     }
     c->in_cb--;
     maybe_free(c);

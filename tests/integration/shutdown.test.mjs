@@ -47,7 +47,13 @@ test(`SIGTERM with streams still running at drain_timeout_ms (${DRAIN_MS}): clea
       const row = rows.get(s.id);
       assert.ok(row, `row for ${s.id}`);
       assert.equal(row.status_code, 200, 'the stream had committed');
-      assert.ok(['cancelled', 'failed'].includes(row.finish_status), `finish_status ${row.finish_status}`);
+      assert.equal(row.finish_status, 'failed', 'ended by the gateway at the bound, not by the client');
+      assert.equal(row.error_code, 'TEMPORARILY_UNAVAILABLE');
+      // The client got the §5.3 terminal sequence before the connection closed.
+      const text = s.c.text();
+      assert.match(text, /"type":"response\.failed"/, `response.failed sent to ${s.id}`);
+      assert.match(text, /gateway is shutting down/);
+      if (s.dbx) assert.match(text, /data: \[DONE\]/, `[DONE] on the Databricks route (${s.id})`);
     }
   } finally {
     for (const s of streams) s.c.destroy();
