@@ -143,12 +143,14 @@ static void on_drain_timeout(uv_timer_t *t)
 static void on_stop_signal(uv_signal_t *s, int signum)
 {
     struct app *a = s->data;
-    if (a->stopping)
+    if (a->stopping) {
+        gw_log(GW_LOG_INFO, NULL, "event=shutdown_in_progress signal=%d", signum);
         return;
+    }
     a->stopping = true;
     gw_log(GW_LOG_INFO, NULL, "event=shutdown signal=%d active=%zu", signum, gw_proxy_active(a->proxy));
-    uv_signal_stop(&a->sigterm);
-    uv_signal_stop(&a->sigint);
+    /* SIGTERM/SIGINT stay caught: a repeat during the drain (a supervisor's second signal) is
+     * ignored instead of killing the process with rows still queued. */
     uv_signal_stop(&a->sighup);
     uv_timer_start(&a->drain_timer, on_drain_timeout, (uint64_t)a->cfg->limits.drain_timeout_ms, 0);
     gw_server_drain(a->server, on_drained, a);
@@ -397,6 +399,10 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&a.idle_check, NULL);
     gw_proxy_free(a.proxy);
     uv_run(a.loop, UV_RUN_DEFAULT);
+    /* Closing the watchers restored the default actions; exit is moments away, and a late repeat
+     * of the stop signal must not turn a clean exit into a kill. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     uv_loop_close(a.loop);
     curl_global_cleanup();
     for (size_t i = 0; i < a.n_old; i++)

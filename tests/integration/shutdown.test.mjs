@@ -73,10 +73,9 @@ test('SIGTERM with no request in flight exits at once, not after the drain bound
   }
 });
 
-// Needs the call module (gateway/proxy.c, being split into call/dispatch) to handle
-// GW_REQ_EV_SHUTDOWN (gateway/server.h): end the stream with response.failed + error now.
+// gateway/call answers GW_REQ_EV_SHUTDOWN (gateway/server.h) with the §5.3 terminal sequence.
 test('a stream still running at the drain bound gets its terminal event before the connection closes', {
-  ...T, todo: 'the call module must answer GW_REQ_EV_SHUTDOWN (gateway/server.h) with the terminal event',
+  ...T,
 }, async () => {
   const stack = await startStack({ extra: { limits: { drain_timeout_ms: DRAIN_MS } } });
   let streams = [];
@@ -90,6 +89,27 @@ test('a stream still running at the drain bound gets its terminal event before t
     await waitFor(() => readTable(stack.tablesDir).some((r) => r.client_request_id === s.id && r.finish_status === 'failed'), 2000, 'a failed row');
   } finally {
     for (const s of streams) s.c.destroy();
+    await stack.stop();
+  }
+});
+
+test('a second SIGTERM during the drain is ignored: the stream in flight still completes, exit 0', T, async () => {
+  const stack = await startStack({ extra: { limits: { drain_timeout_ms: 10000 } } });
+  try {
+    const id = crid('shutdown-twice');
+    const c = await connect(stack.agate.port);
+    await c.write(buildRequest('POST', '/v1/responses', { body: { model: 'chat-agent', input: 'hello mock:slow', stream: true, client_request_id: id } }));
+    await c.waitText('response.output_text.delta', 5000, 'the first delta');
+    stack.agate.proc.kill('SIGTERM');
+    await waitFor(() => /event=shutdown signal=15/.test(stack.agate.logs()), 2000, 'the first SIGTERM logged');
+    stack.agate.proc.kill('SIGTERM');
+    await waitFor(() => /event=shutdown_in_progress signal=15/.test(stack.agate.logs()), 2000, 'the repeat logged and ignored');
+    await c.waitText('response.completed', 8000, 'the stream to complete during the drain');
+    await stack.agate.stop(); // throws unless exit code 0
+    const row = readTable(stack.tablesDir).find((r) => r.client_request_id === id);
+    assert.ok(row, 'row written');
+    assert.equal(row.finish_status, 'completed');
+  } finally {
     await stack.stop();
   }
 });
