@@ -146,6 +146,9 @@ static int on_up_data(void *ud, const char *data, size_t len)
     /* Client slower than upstream: leave the bytes with curl until the client drains (§8). */
     if (gw_req_write_queue(d->r) > GW_WRITE_HIGH_WATERMARK) {
         gw_log(GW_LOG_DEBUG, d->request_id, "event=upstream_paused queued=%zu", gw_req_write_queue(d->r));
+        /* The wait is the client's, not the upstream's: no idle timeout (and no outlier strike
+         * against the replica) until the client drains and the transfer resumes (§8). */
+        uv_timer_stop(&d->timer);
         return GW_UP_PAUSE;
     }
     enter(d);
@@ -589,6 +592,7 @@ void gw_dispatch_client_drained(gw_dispatch_t *d)
 {
     if (d->up && gw_up_paused(d->up)) {
         gw_log(GW_LOG_DEBUG, d->request_id, "event=upstream_resumed queued=%zu", gw_req_write_queue(d->r));
+        arm_timer(d, d->ep->idle_timeout_ms);
         gw_up_resume(d->up);
     }
 }

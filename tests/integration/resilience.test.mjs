@@ -291,3 +291,36 @@ describe('(g) a client that stops reading for good, limits.write_timeout_ms 500'
     }
   });
 });
+
+describe('(g) a slow reader is not the upstream\'s fault: timeouts.idle_ms 300, outlier after 1 failure', () => {
+  let stack;
+  before(async () => {
+    stack = await startStack({
+      extra: { log_level: 'debug' },
+      endpointExtra: { timeouts: { idle_ms: 300 }, outlier: { consecutive_failures: 1, base_ejection_ms: 60000 } },
+    });
+  });
+  after(async () => { await stack?.stop(); });
+
+  test('client stops reading for 1.5 s (5 idle bounds): stream completes, attempt ok, replica still available', { timeout: 60_000 }, async () => {
+    const id = crid('slowreader');
+    const c = await rawStream(stack.agate.port, { input: 'hello mock:big', client_request_id: id }, { pause: true });
+    try {
+      await waitFor(() => /event=upstream_paused/.test(stack.agate.logs()), 10_000, 'agate to pause the upstream for the slow reader');
+      await sleep(1500); // paused for backpressure well past idle_ms: the idle timer must not run
+      c.sock.resume();
+      await c.waitResponses(1, 40_000);
+      const [res] = c.parse().responses;
+      assert.equal(res.status, 200);
+      const seq = checkEventSequence(sseEvents(res.body).events);
+      assert.equal(seq.terminal.type, 'response.completed', 'not cut by the idle timeout while paused');
+    } finally {
+      c.destroy();
+    }
+    const row = await rowFor(stack.tablesDir, id, 5000);
+    assert.equal(row.finish_status, 'completed');
+    assert.equal(row.attempts[0].outcome, 'ok');
+    const ready = await (await fetch(`${stack.agate.base}/readyz`, { signal: AbortSignal.timeout(5000) })).json();
+    assert.equal(ready.endpoints[0].healthy, 1, 'the healthy replica was not ejected because of a slow client');
+  });
+});
