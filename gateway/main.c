@@ -147,8 +147,9 @@ static void on_stop_signal(uv_signal_t *s, int signum)
         return;
     a->stopping = true;
     gw_log(GW_LOG_INFO, NULL, "event=shutdown signal=%d active=%zu", signum, gw_proxy_active(a->proxy));
-    uv_signal_stop(&a->sigterm);
-    uv_signal_stop(&a->sigint);
+    /* SIGTERM/SIGINT stay handled (a repeat is ignored above): stopping their handles would
+     * restore the default action, and a second SIGTERM during the drain would kill the process
+     * with its rows still queued. */
     uv_signal_stop(&a->sighup);
     uv_timer_start(&a->drain_timer, on_drain_timeout, (uint64_t)a->cfg->limits.drain_timeout_ms, 0);
     gw_server_drain(a->server, on_drained, a);
@@ -389,9 +390,13 @@ int main(int argc, char **argv)
         gw_log(GW_LOG_INFO, NULL, "event=worker_started worker=%d", worker);
     uv_run(a.loop, UV_RUN_DEFAULT);
 
-    /* Close what is left and let the close callbacks run, so sanitizers see no leak. */
+    /* Close what is left and let the close callbacks run, so sanitizers see no leak. We are
+     * exiting: closing the signal handles restores the default action (libuv), so a repeated
+     * SIGTERM from here on is ignored rather than killing the process halfway through its exit. */
     uv_close((uv_handle_t *)&a.sigterm, NULL);
     uv_close((uv_handle_t *)&a.sigint, NULL);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     uv_close((uv_handle_t *)&a.sighup, NULL);
     uv_close((uv_handle_t *)&a.drain_timer, NULL);
     uv_close((uv_handle_t *)&a.idle_check, NULL);
