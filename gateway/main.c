@@ -149,8 +149,9 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     }
     a->stopping = true;
     gw_log(GW_LOG_INFO, NULL, "event=shutdown signal=%d active=%zu", signum, gw_proxy_active(a->proxy));
-    /* SIGTERM/SIGINT stay caught: a repeat during the drain (a supervisor's second signal) is
-     * ignored instead of killing the process with rows still queued. */
+    /* SIGTERM/SIGINT stay handled (a repeat is ignored above): stopping their handles would
+     * restore the default action, and a second SIGTERM during the drain would kill the process
+     * with its rows still queued. */
     uv_signal_stop(&a->sighup);
     uv_timer_start(&a->drain_timer, on_drain_timeout, (uint64_t)a->cfg->limits.drain_timeout_ms, 0);
     gw_server_drain(a->server, on_drained, a);
@@ -391,18 +392,18 @@ int main(int argc, char **argv)
         gw_log(GW_LOG_INFO, NULL, "event=worker_started worker=%d", worker);
     uv_run(a.loop, UV_RUN_DEFAULT);
 
-    /* Close what is left and let the close callbacks run, so sanitizers see no leak. */
+    /* Close what is left and let the close callbacks run, so sanitizers see no leak. We are
+     * exiting: closing the signal handles restores the default action (libuv), so a repeated
+     * SIGTERM from here on is ignored rather than killing the process halfway through its exit. */
     uv_close((uv_handle_t *)&a.sigterm, NULL);
     uv_close((uv_handle_t *)&a.sigint, NULL);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     uv_close((uv_handle_t *)&a.sighup, NULL);
     uv_close((uv_handle_t *)&a.drain_timer, NULL);
     uv_close((uv_handle_t *)&a.idle_check, NULL);
     gw_proxy_free(a.proxy);
     uv_run(a.loop, UV_RUN_DEFAULT);
-    /* Closing the watchers restored the default actions; exit is moments away, and a late repeat
-     * of the stop signal must not turn a clean exit into a kill. */
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
     uv_loop_close(a.loop);
     curl_global_cleanup();
     for (size_t i = 0; i < a.n_old; i++)
