@@ -69,6 +69,7 @@ struct gw_req {
     int64_t start_us;
     int status_sent;
     uint64_t first_byte_ns;
+    uint64_t bytes_out; /** response bytes handed to the socket (head, chunk framing, body) */
     bool http10, chunked, started, ended, released;
     bool above_high; /** write queue passed the high watermark since the last DRAINED */
     gw_req_event_cb ev_cb;
@@ -412,6 +413,8 @@ static void submit(gw_conn_t *c, struct wreq *w, bool chunk)
     if (c->queued == 0 && c->state == C_HANDLING)
         uv_timer_start(&c->timer, on_timer, (uint64_t)c->limits->write_timeout_ms, 0);
     c->queued += w->total;
+    if (c->req)
+        c->req->bytes_out += w->total;
     int rc = uv_write(&w->w, (uv_stream_t *)&c->tcp, bufs, (unsigned)n, on_write);
     if (rc < 0) {
         c->queued -= w->total;
@@ -1180,6 +1183,11 @@ int64_t gw_req_start_unix_us(const gw_req_t *r)
 int gw_req_status_sent(const gw_req_t *r)
 {
     return r->status_sent;
+}
+
+uint64_t gw_req_bytes_out(const gw_req_t *r)
+{
+    return r->bytes_out;
 }
 
 uint64_t gw_req_first_byte_ns(const gw_req_t *r)

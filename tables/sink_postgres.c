@@ -274,6 +274,7 @@ static void spill_queue(pg_t *s)
     s->q_head = NULL;
     s->q_tail = &s->q_head;
     s->q_rows = s->q_bytes = 0;
+    s->base.queue_bytes = 0;
     s->flush_due = false;
     uv_timer_stop(&s->flush_timer);
 }
@@ -491,6 +492,7 @@ static void return_batch(pg_t *s)
             s->q_head = rows;
             s->q_rows += n;
             s->q_bytes += bytes;
+            s->base.queue_bytes = s->q_bytes;
         }
     } else {
         tb_rows_free(rows);
@@ -1041,6 +1043,7 @@ static void pump(pg_t *s)
             s->q_tail = &s->q_head;
         s->q_rows -= n;
         s->q_bytes -= bytes;
+        s->base.queue_bytes = s->q_bytes;
         if (!s->q_head) {
             s->flush_due = false;
             uv_timer_stop(&s->flush_timer);
@@ -1097,6 +1100,7 @@ static void pg_write(tb_sink_t *base, const char *table, const char *date, gw_st
     s->q_tail = &r->next;
     s->q_rows++;
     s->q_bytes += r->len;
+    s->base.queue_bytes = s->q_bytes;
     if (s->q_rows >= (size_t)s->batch_rows || s->closing)
         pump(s);
     else if (!uv_is_active((uv_handle_t *)&s->flush_timer))
