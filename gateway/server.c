@@ -70,6 +70,7 @@ struct gw_req {
     int status_sent;
     uint64_t first_byte_ns;
     uint64_t bytes_out; /** response bytes handed to the socket (head, chunk framing, body) */
+    char peer[64];      /** the connection's peer, kept after the connection detaches */
     bool http10, chunked, started, ended, released;
     bool above_high; /** write queue passed the high watermark since the last DRAINED */
     gw_req_event_cb ev_cb;
@@ -124,6 +125,7 @@ static gw_req_t *req_new(gw_conn_t *c)
 {
     gw_req_t *r = gw_xcalloc(1, sizeof(*r));
     r->conn = c;
+    memcpy(r->peer, c->peer, sizeof(r->peer));
     r->arena = gw_arena_new_sized(4096); /* a typical request's headers and parsed body */
     r->refs = 1;
     r->start_ns = uv_hrtime();
@@ -1197,7 +1199,7 @@ uint64_t gw_req_first_byte_ns(const gw_req_t *r)
 
 const char *gw_req_peer(const gw_req_t *r)
 {
-    return r->conn ? r->conn->peer : "";
+    return r->peer;
 }
 
 void gw_req_set_event_cb(gw_req_t *r, gw_req_event_cb cb, void *ud)
