@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { startStack, baseConfig, http } from './lib.mjs';
+import { startStack, baseConfig, http, waitFor } from './lib.mjs';
 
 const T = { timeout: 60_000 };
 
@@ -153,7 +153,7 @@ test('queue waits: a request that waited for a replica slot is counted and its w
   try {
     // slow_delta holds the only slot ~0.6 s; the second request waits for it.
     const first = stream(s.agate.base, 'chat-agent', 'slow_delta');
-    await new Promise((r) => setTimeout(r, 150));
+    await waitFor(async () => (await s.mock.stats()).requests >= 1, 5000, 'the first request upstream');
     await Promise.all([first, stream(s.agate.base, 'chat-agent', 'slow_delta')]);
     const fams = await scrape(s.agate.base);
     assert.equal(Number(series(fams, 'agate_queue_waits_total', { endpoint: 'chat-agent' }).value), 1);
