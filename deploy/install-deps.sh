@@ -4,6 +4,11 @@
 #   deploy/install-deps.sh --test   also the test dependencies (node >= 20 + the pinned openai SDK,
 #                                   and PostgreSQL: the tables tests start a throwaway cluster)
 #   deploy/install-deps.sh --bench  also the benchmark tools (nginx, wrk, valgrind, curl)
+#   deploy/install-deps.sh --runtime  only what the built binary needs to run (the container
+#                                   image's last stage, deploy/Dockerfile): shared libraries + curl
+#
+# --test also installs systemd for `systemd-analyze verify` of deploy/systemd/agate.service (the
+# package only; nothing is started).
 #
 # Node: the tests need node >= 20; Debian 12 ships 18. A node >= 20 already on PATH is used as it
 # is. Otherwise nodejs comes from apt only if apt's candidate is >= 20 (e.g. a NodeSource source is
@@ -17,9 +22,11 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(cmake make gcc pkg-config libuv1-dev libyajl-dev libcurl4-openssl-dev libpq-dev curl ca-certificates)
 want_test=0
+want_runtime=0
 for arg in "$@"; do
   case "$arg" in
-    --test) want_test=1; pkgs+=(libcriterion-dev postgresql libpq-dev) ;;
+    --runtime) want_runtime=1; pkgs=(libuv1 libyajl2 libcurl4 libpq5 ca-certificates curl) ;;
+    --test) want_test=1; pkgs+=(libcriterion-dev postgresql libpq-dev systemd) ;;
     --bench) pkgs+=(nginx-light wrk valgrind postgresql curl) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
   esac
@@ -82,6 +89,8 @@ for p in "${pkgs[@]}"; do
   installed "$p" || missing+=("$p")
 done
 [ ${#missing[@]} -gt 0 ] && apt_install "${missing[@]}"
+
+[ "$want_runtime" = 1 ] && exit 0 # llhttp is compiled into the binary: nothing more to run it
 
 # llhttp C sources (see the header): the package itself when a nodejs package satisfies its
 # dependencies anyway, else only its files.

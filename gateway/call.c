@@ -322,7 +322,10 @@ static void summarize(const gw_call_t *c, gw_call_summary_t *s)
         s->fallback_used = gw_dispatch_fallback_used(c->d);
         s->upstream_peer = gw_dispatch_peer(c->d);
         s->upstream_end_ns = gw_dispatch_ended_ns(c->d);
+        s->queue_ns = gw_dispatch_queue_ns(c->d, &s->queue_waits);
     }
+    s->bytes_out = gw_req_bytes_out(r);
+    s->client = gw_req_peer(r);
     s->start_unix_us = gw_req_start_unix_us(r);
     s->start_ns = gw_req_start_ns(r);
     s->end_ns = uv_hrtime();

@@ -502,13 +502,16 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
         fail(&v, "(top level)", "must be an object");
         goto fail;
     }
-    static const char *const keys[] = {"listen", "log_level", "endpoints", "tables", "limits", "retry_budget", NULL};
+    static const char *const keys[] = {"listen", "log_level", "endpoints", "tables", "limits", "retry_budget", "access_log", NULL};
     check_keys(&v, root, "", keys);
     parse_listen(&v, c, get_string(&v, root, "", "listen", false, "127.0.0.1:8080"));
     c->log_level = get_string(&v, root, "", "log_level", false, "info");
     if (strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") && strcmp(c->log_level, "warn") &&
         strcmp(c->log_level, "error"))
         fail(&v, "log_level", "must be debug, info, warn or error");
+    c->access_log = get_string(&v, root, "", "access_log", false, "off");
+    if (!*c->access_log)
+        fail(&v, "access_log", "must be \"off\", \"stderr\" or a file path");
 
     const gw_json_t *eps = get_typed(&v, root, "", "endpoints", GW_JSON_ARRAY, true);
     if (eps && eps->len == 0)

@@ -102,6 +102,7 @@ typedef struct gw_config {
     const char *listen_host;
     int listen_port;
     const char *log_level;
+    const char *access_log;        /** "off" (default), "stderr" or a file path (gateway/access_log) */
     gw_endpoint_cfg_t *endpoints;
     size_t n_endpoints;
     gw_tables_cfg_t tables;

@@ -39,7 +39,11 @@ typedef struct gw_ctx {
     gw_metrics_t *metrics;
     struct {
         gw_metric_t *requests, *status_2xx, *status_4xx, *status_5xx, *attempts, *retries, *fallbacks;
-    } m;                    /** per-endpoint families, label "endpoint" */
+        gw_metric_t *input_tokens, *output_tokens, *queue_waits;
+        gw_metric_t *duration, *ttft, *tpot, *queue_wait; /** histograms, label "endpoint" */
+        gw_metric_t *attempt_duration;                     /** histogram, label "replica" */
+        gw_metric_t *errors;                               /** label "error_code" */
+    } m;                    /** per-endpoint families unless said otherwise (gateway/admin) */
     gw_ctx_observer_t observers[GW_CTX_MAX_OBSERVERS];
     size_t n_observers;
     size_t active;            /** calls in flight */

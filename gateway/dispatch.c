@@ -54,6 +54,8 @@ struct gw_dispatch {
     size_t drained;
     gw_pool_waiter_t wait;            /** on pe's slot queue while waiting */
     bool waiting;
+    uint64_t wait_start_ns, queue_ns; /** current wait's start; total time spent waiting (metrics) */
+    int queue_waits;                  /** times this request entered the slot queue */
 };
 
 static int begin_attempt(gw_dispatch_t *d);
@@ -87,6 +89,7 @@ static void unwait(gw_dispatch_t *d)
         return;
     gw_pool_wait_remove(d->pe, &d->wait);
     d->waiting = false;
+    d->queue_ns += uv_hrtime() - d->wait_start_ns;
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -374,6 +377,8 @@ static bool wait_for_slot(gw_dispatch_t *d)
         gw_pool_n_waiting(d->pe) >= d->ep->max_queue)
         return false;
     d->waiting = true;
+    d->wait_start_ns = uv_hrtime();
+    d->queue_waits++;
     gw_pool_wait_push(d->pe, &d->wait);
     uv_timer_start(&d->timer, on_wait_timer, (uint64_t)d->ep->queue_timeout_ms, 0);
     return true;
@@ -631,6 +636,12 @@ const char *gw_dispatch_peer(const gw_dispatch_t *d)
 uint64_t gw_dispatch_started_ns(const gw_dispatch_t *d)
 {
     return d->dispatch_ns;
+}
+
+uint64_t gw_dispatch_queue_ns(const gw_dispatch_t *d, int *waits)
+{
+    *waits = d->queue_waits;
+    return d->queue_ns;
 }
 
 uint64_t gw_dispatch_ended_ns(const gw_dispatch_t *d)

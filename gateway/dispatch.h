@@ -63,6 +63,8 @@ bool gw_dispatch_fallback_used(const gw_dispatch_t *d);
 const char *gw_dispatch_peer(const gw_dispatch_t *d); /** NULL before any connection */
 uint64_t gw_dispatch_started_ns(const gw_dispatch_t *d); /** first attempt, 0 = none */
 uint64_t gw_dispatch_ended_ns(const gw_dispatch_t *d);   /** last transfer's end, 0 = running/none */
+/** Time spent in the slot queue (ns) and how many times the request entered it. */
+uint64_t gw_dispatch_queue_ns(const gw_dispatch_t *d, int *waits);
 
 /** Start waiting requests of every pool whose replicas have free slots (ctx->kick's callback). */
 void gw_dispatch_on_kick(uv_timer_t *t);

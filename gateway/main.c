@@ -65,6 +65,7 @@ struct app {
     gw_server_t *server;
     gw_proxy_t *proxy;
     tb_sink_t *sink;
+    gw_alog_t *alog; /** NULL when access_log is off; fixed for the process, reopened on SIGHUP */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     uv_check_t idle_check; /** after the server closed: waits for the proxy's last call */
@@ -161,6 +162,7 @@ static void on_hup(uv_signal_t *s, int signum)
 {
     (void)signum;
     struct app *a = s->data;
+    gw_alog_reopen(a->alog); /* logrotate: even when the config cannot be reloaded */
     if (!a->config_path)
         return;
     char err[512];
@@ -368,6 +370,12 @@ int main(int argc, char **argv)
         }
     }
     a.proxy = gw_proxy_new(a.loop, a.cfg, a.sink);
+    a.alog = gw_alog_new(a.loop, a.cfg->access_log, err, sizeof(err));
+    if (!a.alog && err[0]) {
+        fprintf(stderr, "agate: %s\n", err);
+        return 1;
+    }
+    gw_proxy_set_access_log(a.proxy, a.alog);
     a.server = gw_server_new(a.loop, &a.cfg->limits, gw_proxy_handle, a.proxy);
     int rc = listen_fd >= 0 ? gw_server_listen_fd(a.server, listen_fd)
                             : gw_server_listen(a.server, a.cfg->listen_host, a.cfg->listen_port, &port);
@@ -403,6 +411,7 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&a.drain_timer, NULL);
     uv_close((uv_handle_t *)&a.idle_check, NULL);
     gw_proxy_free(a.proxy);
+    gw_alog_close(a.alog); /* after the last call's line; its last write runs in this loop turn */
     uv_run(a.loop, UV_RUN_DEFAULT);
     uv_loop_close(a.loop);
     curl_global_cleanup();

@@ -107,6 +107,24 @@ void gw_proxy_set_config(gw_proxy_t *p, const gw_config_t *cfg)
     gw_admin_touch_endpoints(ctx);
 }
 
+static void collect_alog(gw_buf_t *b, void *ud)
+{
+    const gw_alog_t *l = ud;
+    gw_buf_appendf(b,
+                   "# TYPE agate_access_log_lines_total counter\nagate_access_log_lines_total %llu\n"
+                   "# HELP agate_access_log_dropped_total Access-log lines lost (buffer full or write error).\n"
+                   "# TYPE agate_access_log_dropped_total counter\nagate_access_log_dropped_total %llu\n",
+                   (unsigned long long)gw_alog_lines(l), (unsigned long long)gw_alog_dropped(l));
+}
+
+void gw_proxy_set_access_log(gw_proxy_t *p, gw_alog_t *l)
+{
+    if (!l)
+        return;
+    add_observer(&p->ctx, gw_alog_observe, l);
+    gw_metrics_collector(p->ctx.metrics, collect_alog, l);
+}
+
 size_t gw_proxy_active(const gw_proxy_t *p)
 {
     return p->ctx.active;

@@ -6,6 +6,7 @@
 
 #include <uv.h>
 
+#include "gateway/access_log.h"
 #include "gateway/config.h"
 #include "gateway/server.h"
 #include "tables/sink.h"
@@ -19,6 +20,9 @@ void gw_proxy_free(gw_proxy_t *p);
 void gw_proxy_handle(gw_req_t *r, void *proxy);
 /** New requests use cfg from now on; in-flight ones keep theirs. */
 void gw_proxy_set_config(gw_proxy_t *p, const gw_config_t *cfg);
+/** Register the access log as the last finish observer (and its line counters in /metrics); the
+ * caller keeps ownership and closes it after gw_proxy_free. */
+void gw_proxy_set_access_log(gw_proxy_t *p, gw_alog_t *l);
 /** Requests in flight. */
 size_t gw_proxy_active(const gw_proxy_t *p);
 

@@ -78,6 +78,8 @@ int64_t gw_req_start_unix_us(const gw_req_t *r);
 int gw_req_status_sent(const gw_req_t *r);
 /** uv_hrtime() of the first response byte queued, 0 if none. */
 uint64_t gw_req_first_byte_ns(const gw_req_t *r);
+/** Response bytes queued for the client so far (status line, headers, chunk framing, body). */
+uint64_t gw_req_bytes_out(const gw_req_t *r);
 /** Client address as "ip:port". */
 const char *gw_req_peer(const gw_req_t *r);
 

@@ -37,6 +37,8 @@ struct gw_req {
     int64_t start_us;
     int status_sent;
     uint64_t first_byte_ns;
+    uint64_t bytes_out; /** response bytes handed to the socket (head, chunk framing, body) */
+    char peer[64];      /** the connection's peer, kept after the connection detaches */
     bool http10, chunked, started, ended, released;
     bool above_high; /** write queue passed the high watermark since the last DRAINED */
     gw_req_event_cb ev_cb;

@@ -27,6 +27,7 @@ gw_req_t *gw__req_new(gw_conn_t *c)
 {
     gw_req_t *r = gw_xcalloc(1, sizeof(*r));
     r->conn = c;
+    memcpy(r->peer, c->peer, sizeof(r->peer));
     r->arena = gw_arena_new_sized(4096); /* a typical request's headers and parsed body */
     r->refs = 1;
     r->start_ns = uv_hrtime();
@@ -141,6 +142,8 @@ static void submit(gw_conn_t *c, struct wreq *w, bool chunk)
     if (c->queued == 0 && c->state == C_HANDLING)
         uv_timer_start(&c->timer, gw__conn_on_timer, (uint64_t)c->limits->write_timeout_ms, 0);
     c->queued += w->total;
+    if (c->req)
+        c->req->bytes_out += w->total;
     int rc = uv_write(&w->w, (uv_stream_t *)&c->tcp, bufs, (unsigned)n, on_write);
     if (rc < 0) {
         c->queued -= w->total;
@@ -311,6 +314,11 @@ int gw_req_status_sent(const gw_req_t *r)
     return r->status_sent;
 }
 
+uint64_t gw_req_bytes_out(const gw_req_t *r)
+{
+    return r->bytes_out;
+}
+
 uint64_t gw_req_first_byte_ns(const gw_req_t *r)
 {
     return r->first_byte_ns;
@@ -318,7 +326,7 @@ uint64_t gw_req_first_byte_ns(const gw_req_t *r)
 
 const char *gw_req_peer(const gw_req_t *r)
 {
-    return r->conn ? r->conn->peer : "";
+    return r->peer;
 }
 
 void gw_req_set_event_cb(gw_req_t *r, gw_req_event_cb cb, void *ud)

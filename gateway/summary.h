@@ -54,6 +54,10 @@ typedef struct {
     int n_attempts;
     bool fallback_used;
     const char *upstream_peer;      /** host:port of the last attempt, NULL if none */
+    uint64_t queue_ns;              /** time spent waiting for a replica slot */
+    int queue_waits;                /** times the call entered the slot queue (0 = never queued) */
+    uint64_t bytes_out;             /** response bytes queued for the client (head and framing included) */
+    const char *client;             /** client address "ip:port" */
     /* Times: uv_hrtime() ns (0 = never) and the start as unix microseconds. */
     int64_t start_unix_us;
     uint64_t start_ns, end_ns, first_byte_ns, first_token_ns, dispatch_ns, upstream_end_ns;

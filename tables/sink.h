@@ -34,6 +34,7 @@ struct tb_sink {
     uint64_t rows_replayed;              /** postgres: spooled rows since stored in the database */
     uint64_t rows_rejected; /** postgres: rows the database refused (kept in spool_dir/rejected.jsonl) */
     uint64_t spool_bytes;   /** postgres: bytes in the spool now */
+    uint64_t queue_bytes;   /** row bytes in memory waiting for the writer (metrics: table backlog) */
     const char *state;      /** "ok", "spooling" (destination down or slow), "degraded" */
     bool degraded;          /** rows are being lost right now (queue/spool full, write errors) */
     bool usage_table;       /** tb_sink_write_usage writes endpoint_usage rows */

@@ -218,6 +218,7 @@ static void schedule(jsonl_t *s)
     s->inflight = s->pending;
     s->pending = NULL;
     s->pending_bytes = 0;
+    s->base.queue_bytes = 0;
     s->busy = true;
     s->work.data = s;
     if (uv_queue_work(s->loop, &s->work, job_run, job_done) < 0) {
@@ -267,6 +268,7 @@ static void jsonl_write(tb_sink_t *base, const char *table, const char *date, gw
     gw_buf_append_str(&b->rows, row);
     b->n_rows++;
     s->pending_bytes += row.len;
+    s->base.queue_bytes = s->pending_bytes;
     if (s->pending_bytes >= FLUSH_BYTES || s->fsync == GW_FSYNC_ALWAYS || s->closing)
         schedule(s);
     else if (!uv_is_active((uv_handle_t *)&s->timer))

@@ -114,6 +114,7 @@ void tb__pg_spill_queue(pg_t *s)
     s->q_head = NULL;
     s->q_tail = &s->q_head;
     s->q_rows = s->q_bytes = 0;
+    s->base.queue_bytes = 0;
     s->flush_due = false;
     uv_timer_stop(&s->flush_timer);
 }
@@ -146,6 +147,7 @@ void tb__pg_return_batch(pg_t *s)
             s->q_head = rows;
             s->q_rows += n;
             s->q_bytes += bytes;
+            s->base.queue_bytes = s->q_bytes;
         }
     } else {
         tb_rows_free(rows);
@@ -387,6 +389,7 @@ void tb__pg_pump(pg_t *s)
             s->q_tail = &s->q_head;
         s->q_rows -= n;
         s->q_bytes -= bytes;
+        s->base.queue_bytes = s->q_bytes;
         if (!s->q_head) {
             s->flush_due = false;
             uv_timer_stop(&s->flush_timer);
@@ -443,6 +446,7 @@ static void pg_write(tb_sink_t *base, const char *table, const char *date, gw_st
     s->q_tail = &r->next;
     s->q_rows++;
     s->q_bytes += r->len;
+    s->base.queue_bytes = s->q_bytes;
     if (s->q_rows >= (size_t)s->batch_rows || s->closing)
         tb__pg_pump(s);
     else if (!uv_is_active((uv_handle_t *)&s->flush_timer))

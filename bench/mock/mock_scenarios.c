@@ -6,13 +6,14 @@
 
 /* Each family file defines one of these (MOCK_CHAT_FAMILY / MOCK_R_FAMILY). */
 extern const mock_family_t mock_chat_family, mock_chat_errors_family, mock_chat_load_family;
-extern const mock_family_t mock_responses_family;
+extern const mock_family_t mock_responses_family, mock_chat_timing_family;
 
 /* A new family: define it in its own file, then add it to this list. */
 static const mock_family_t *const families[] = {
     &mock_chat_family,
     &mock_chat_errors_family,
     &mock_chat_load_family,
+    &mock_chat_timing_family,
     &mock_responses_family,
 };
 

@@ -429,3 +429,18 @@ Test(config, first_error_wins_and_err_buffer_is_bounded, .timeout = 10)
     cr_assert_eq(err[12], 'Q', "wrote past errlen");
     cr_assert_eq(strncmp(err, "config: end", 11), 0, "%s", err);
 }
+
+Test(config, access_log, .timeout = 10)
+{
+    gw_config_t *c = parse_ok("{\"endpoints\":[{\"name\":\"a\",\"upstreams\":[{\"url\":\"http://h:1\"}]}]}");
+    cr_assert_str_eq(c->access_log, "off", "off by default");
+    gw_config_free(c);
+    c = parse_ok("{\"access_log\":\"/var/log/agate/access.log\","
+                 "\"endpoints\":[{\"name\":\"a\",\"upstreams\":[{\"url\":\"http://h:1\"}]}]}");
+    cr_assert_str_eq(c->access_log, "/var/log/agate/access.log");
+    gw_config_free(c);
+    expect_error("{\"access_log\":\"\",\"endpoints\":[{\"name\":\"a\",\"upstreams\":[{\"url\":\"http://h:1\"}]}]}",
+                 "access_log", "must be");
+    expect_error("{\"access_log\":true,\"endpoints\":[{\"name\":\"a\",\"upstreams\":[{\"url\":\"http://h:1\"}]}]}",
+                 "access_log", "");
+}
