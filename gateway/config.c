@@ -255,13 +255,58 @@ static bool valid_name(const char *s)
     return true;
 }
 
+/* One of a fixed list of words; returns its index (def when absent). */
+static int get_enum(struct vctx *v, const gw_json_t *o, const char *path, const char *key, const char *const *words,
+                    int def, const char *msg)
+{
+    const char *s = get_string(v, o, path, key, false, words[def]);
+    for (int i = 0; words[i]; i++)
+        if (strcmp(s, words[i]) == 0)
+            return i;
+    fail(v, join(v, path, key), "%s", msg);
+    return def;
+}
+
+/* What a ChatCompletions endpoint does with the parts of a Responses request its model cannot
+ * take as they are (issue 10): client model names (aliases), hosted tools, runs of
+ * system/developer messages, reasoning coming back. */
+static void parse_tool_policies(struct vctx *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e)
+{
+    static const char *const hosted[] = {"drop", "reject", NULL};
+    static const char *const sysm[] = {"merge", "keep", NULL};
+    static const char *const pass[] = {"none", "tool_turns", "all", NULL};
+    e->hosted_tools = (gw_hosted_tools_t)get_enum(v, o, path, "hosted_tools", hosted, 0, "must be \"drop\" or \"reject\"");
+    e->system_messages = (gw_sysmsg_t)get_enum(v, o, path, "system_messages", sysm, 0, "must be \"merge\" or \"keep\"");
+    e->reasoning_passback = (gw_passback_t)get_enum(v, o, path, "reasoning_passback", pass, 0,
+                                                    "must be \"none\", \"tool_turns\" or \"all\"");
+    const gw_json_t *al = get_typed(v, o, path, "aliases", GW_JSON_ARRAY, false);
+    if (!al || v->failed)
+        return;
+    const char *ap = join(v, path, "aliases");
+    if (al->len > 256) {
+        fail(v, ap, "at most 256 aliases per endpoint");
+        return;
+    }
+    e->n_aliases = al->len;
+    e->aliases = gw_arena_calloc(v->a, sizeof(*e->aliases) * (al->len ? al->len : 1));
+    size_t i = 0;
+    for (const gw_json_t *x = al->child; x; x = x->next, i++) {
+        if (x->type != GW_JSON_STRING || !x->str.len || x->str.len > 256 || memchr(x->str.base, '\0', x->str.len)) {
+            fail(v, index_path(v, ap, i), "must be a model name or a glob with * (1..256 bytes)");
+            return;
+        }
+        e->aliases[i] = gw_arena_strndup(v->a, x->str.base, x->str.len);
+    }
+}
+
 static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e)
 {
     static const char *const keys[] = {"name",          "adapter",  "flavor",          "upstreams",
                                        "model",         "params",   "developer_role",  "max_tokens_field",
                                        "timeouts",      "sampling_rate", "strategy",   "retries",
                                        "fallbacks",     "health_check",  "outlier",    "traffic", "queue_timeout_ms", "always_log_errors",
-                                       "max_queue",     NULL};
+                                       "max_queue",     "aliases", "hosted_tools", "system_messages",
+                                       "reasoning_passback", NULL};
     if (o->type != GW_JSON_OBJECT) {
         fail(v, path, "must be an object");
         return;
@@ -293,6 +338,7 @@ static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path,
     e->always_log_errors = get_bool(v, o, path, "always_log_errors", true);
     if (e->sampling_rate <= 0.0)
         fail(v, join(v, path, "sampling_rate"), "must be in (0, 1]");
+    parse_tool_policies(v, o, path, e);
 
     const gw_json_t *tr = get_typed(v, o, path, "traffic", GW_JSON_ARRAY, false);
     if (tr && !v->failed) {
@@ -380,6 +426,41 @@ static void parse_listen(struct vctx *v, gw_config_t *c, const char *s)
     }
     c->listen_host = gw_arena_strndup(v->a, s, (size_t)(colon - s));
     c->listen_port = (int)port;
+}
+
+static bool has_glob(const char *s)
+{
+    return strchr(s, '*') != NULL;
+}
+
+/* Aliases and default_endpoint: an exact alias may not shadow an endpoint name or another
+ * endpoint's exact alias (the answer would depend on the order); globs may overlap (first wins). */
+static void check_routing(struct vctx *v, gw_config_t *c, const gw_json_t *root)
+{
+    for (size_t x = 0; x < c->n_endpoints && !v->failed; x++) {
+        const gw_endpoint_cfg_t *e = &c->endpoints[x];
+        for (size_t k = 0; k < e->n_aliases && !v->failed; k++) {
+            const char *al = e->aliases[k];
+            const char *ap = index_path(v, join(v, index_path(v, "endpoints", x), "aliases"), k);
+            if (has_glob(al))
+                continue;
+            const gw_endpoint_cfg_t *named = gw_config_endpoint(c, al, strlen(al));
+            if (named) {
+                fail(v, ap, "\"%s\" is already the name of an endpoint", al);
+                break;
+            }
+            /* Compare with every earlier alias only, so the second occurrence is the one named. */
+            for (size_t y = 0; y <= x && !v->failed; y++)
+                for (size_t m = 0; m < c->endpoints[y].n_aliases && (y < x || m < k); m++)
+                    if (strcmp(c->endpoints[y].aliases[m], al) == 0) {
+                        fail(v, ap, "duplicate alias \"%s\" (also on endpoints[%zu])", al, y);
+                        break;
+                    }
+        }
+    }
+    c->default_endpoint = get_string(v, root, "", "default_endpoint", false, NULL);
+    if (c->default_endpoint && !gw_config_endpoint(c, c->default_endpoint, strlen(c->default_endpoint)))
+        fail(v, "default_endpoint", "\"%s\" is not an endpoint", c->default_endpoint);
 }
 
 static void version_hash(const char *s, size_t n, char out[17])
@@ -502,7 +583,8 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
         fail(&v, "(top level)", "must be an object");
         goto fail;
     }
-    static const char *const keys[] = {"listen", "log_level", "endpoints", "tables", "limits", "retry_budget", NULL};
+    static const char *const keys[] = {"listen", "log_level",    "endpoints",        "tables",
+                                       "limits", "retry_budget", "default_endpoint", NULL};
     check_keys(&v, root, "", keys);
     parse_listen(&v, c, get_string(&v, root, "", "listen", false, "127.0.0.1:8080"));
     c->log_level = get_string(&v, root, "", "log_level", false, "info");
@@ -541,6 +623,8 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
                          c->endpoints[y].name);
     }
 
+    if (!v.failed)
+        check_routing(&v, c, root);
     parse_tables(&v, root, &c->tables);
 
     c->retry_budget_ratio = 0.2;
@@ -622,4 +706,50 @@ const gw_endpoint_cfg_t *gw_config_endpoint(const gw_config_t *c, const char *na
         if (strlen(c->endpoints[i].name) == name_len && memcmp(c->endpoints[i].name, name, name_len) == 0)
             return &c->endpoints[i];
     return NULL;
+}
+
+bool gw_config_glob_match(const char *p, const char *s, size_t n)
+{
+    /* Iterative wildcard match with one backtrack point (the last `*`): never recursive. */
+    const char *star = NULL;
+    size_t si = 0, star_s = 0;
+    while (si < n) {
+        if (*p == '*') {
+            while (*p == '*')
+                p++;
+            star = p;
+            star_s = si;
+        } else if (*p && *p == s[si]) {
+            p++;
+            si++;
+        } else if (star) {
+            p = star;
+            si = ++star_s;
+        } else {
+            return false;
+        }
+    }
+    while (*p == '*')
+        p++;
+    return *p == '\0';
+}
+
+const gw_endpoint_cfg_t *gw_config_endpoint_for_model(const gw_config_t *c, const char *name, size_t name_len)
+{
+    const gw_endpoint_cfg_t *e = gw_config_endpoint(c, name, name_len);
+    if (e)
+        return e;
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        for (size_t k = 0; k < c->endpoints[i].n_aliases; k++) {
+            const char *al = c->endpoints[i].aliases[k];
+            if (!has_glob(al) && strlen(al) == name_len && memcmp(al, name, name_len) == 0)
+                return &c->endpoints[i];
+        }
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        for (size_t k = 0; k < c->endpoints[i].n_aliases; k++) {
+            const char *al = c->endpoints[i].aliases[k];
+            if (has_glob(al) && gw_config_glob_match(al, name, name_len))
+                return &c->endpoints[i];
+        }
+    return c->default_endpoint ? gw_config_endpoint(c, c->default_endpoint, strlen(c->default_endpoint)) : NULL;
 }
