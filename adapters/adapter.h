@@ -41,6 +41,9 @@ typedef struct {
     gw_str_t id;      /** empty: the renderer mints msg_/fc_/rs_ + 32 hex */
     gw_str_t call_id; /** function_call: empty = mint call_ + 24 hex */
     gw_str_t name;    /** function_call */
+    /** function_call named by a ChatCompletions upstream: the renderer maps the name back through
+     * the request's tool table (custom_tool_call, local_shell_call, namespaced calls; §2.2). */
+    bool upstream_tool;
 } ad_item_t;
 
 typedef struct ad_emit {

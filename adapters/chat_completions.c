@@ -142,7 +142,10 @@ static int announce(ad_state_t *s, struct tool_call *c)
 {
     if (close_reasoning(s, AD_STATUS_COMPLETED) < 0 || close_message(s, AD_STATUS_COMPLETED) < 0)
         return -1;
-    ad_item_t it = {.kind = AD_ITEM_FUNCTION_CALL, .call_id = gw_buf_str(&c->id), .name = gw_buf_str(&c->name)};
+    ad_item_t it = {.kind = AD_ITEM_FUNCTION_CALL,
+                    .call_id = gw_buf_str(&c->id),
+                    .name = gw_buf_str(&c->name),
+                    .upstream_tool = true};
     int oi = s->em->item_add(s->em->ctx, &it);
     if (oi < 0)
         return stop(s, -1);

@@ -35,6 +35,7 @@
 #include <llhttp.h>
 #include <uv.h>
 
+#include "bench/mock_codex.h"
 #include "gateway/arena.h"
 #include "gateway/buf.h"
 #include "gateway/error.h"
@@ -1985,6 +1986,16 @@ static void serve_chat(mock_conn_t *c)
 {
     record_request(c);
     gw_str_t name = scenario_name(c, c->ctx->def->name);
+    if (mock_codex_is(name)) {
+        gw_buf_t sse;
+        gw_buf_init(&sse);
+        if (mock_codex_answer(name, gw_buf_str(&c->body), &sse) < 0)
+            reply_unknown(c, name);
+        else
+            reply(c, 200, "text/event-stream", "", gw_buf_str(&sse));
+        gw_buf_dispose(&sse);
+        return;
+    }
     const scenario_t *sc = find_scenario(name);
     if (!sc) {
         reply_unknown(c, name);
