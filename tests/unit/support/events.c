@@ -76,7 +76,7 @@ char *test_normalize(const char *s, size_t n)
     static const struct {
         const char *prefix;
         size_t nhex;
-    } ids[] = {{"\"msg_", 32}, {"\"fc_", 32}, {"\"rs_", 32}, {"\"call_", 24}};
+    } ids[] = {{"\"msg_", 32}, {"\"fc_", 32}, {"\"rs_", 32}, {"\"ctc_", 32}, {"\"lsh_", 32}, {"\"call_", 24}};
     char *o = malloc(n + 1);
     cr_assert_not_null(o);
     memcpy(o, s, n);
