@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "gateway/id.h"
+#include "gateway/log.h"
 #include "gateway/sse.h"
 
 
@@ -414,6 +415,53 @@ static void on_trace(void *ctx, const gw_json_t *v)
     keep_json(s, &s->trace, v);
 }
 
+/* §7.7: unknown upstream events reach Databricks-route stream clients as they came, with the
+ * gateway's sequence number and, in an embedded response, the gateway's id and the client's
+ * model. OpenAI-route and non-streaming clients never see them. */
+static int on_passthrough(void *ctx, const gw_json_t *ev)
+{
+    gw_stream_t *s = ctx;
+    if (s->status != GW_FINISH_NONE)
+        return -1;
+    gw_str_t type = gw_json_get_str(ev, "type");
+    if (!gw__dbx(s) || !s->o.stream || !type.len) {
+        gw_log(GW_LOG_DEBUG, NULL, "event=upstream_event_dropped type=%.*s", (int)(type.len > 64 ? 64 : type.len),
+               type.base ? type.base : "");
+        return 0;
+    }
+    on_begin(s);
+    gw_sse_begin(&s->out, false, type);
+    gw_jgen_t *j = s->j;
+    gw_jgen_target(j, &s->out);
+    gw_jgen_map_open(j);
+    for (const gw_json_t *m = ev->child; m; m = m->next) {
+        gw_jgen_str(j, m->key);
+        if (gw_str_eq(m->key, "sequence_number")) {
+            gw_jgen_int(j, s->seq++);
+        } else if (gw_str_eq(m->key, "response") && m->type == GW_JSON_OBJECT) {
+            gw_jgen_map_open(j);
+            for (const gw_json_t *x = m->child; x; x = x->next) {
+                gw_jgen_str(j, x->key);
+                if (gw_str_eq(x->key, "id"))
+                    gw_jgen_cstr(j, s->o.response_id);
+                else if (gw_str_eq(x->key, "model"))
+                    gw_jgen_str(j, s->o.model);
+                else
+                    gw_jgen_value(j, x);
+            }
+            gw_jgen_map_close(j);
+        } else {
+            gw_jgen_value(j, m);
+        }
+    }
+    if (!gw_json_get(ev, "sequence_number"))
+        gw_jgen_kv_int(j, "sequence_number", s->seq++);
+    gw_jgen_map_close(j);
+    gw_jgen_done(j);
+    gw_sse_end(&s->out);
+    return 0;
+}
+
 static void on_heartbeat(void *ctx)
 {
     gw_stream_keepalive(ctx);
@@ -547,6 +595,7 @@ gw_stream_t *gw_stream_new(const gw_stream_opts_t *o)
         .custom_outputs = on_custom_outputs,
         .trace = on_trace,
         .heartbeat = on_heartbeat,
+        .passthrough = on_passthrough,
         .finish = on_finish,
         .fail = on_fail,
     };
