@@ -9,6 +9,8 @@
  *                 1: exec_command running `apply_patch` with PATCH as a heredoc (models without the
  *                    freeform tool patch through the shell; Codex intercepts the command)
  *                 2+: FINAL_TEXT
+ *   codex_local_shell  0: local_shell {"command":["echo","hi"],"env":{"A":"1"}} (the local_shell tool)
+ *                 1+: FINAL_TEXT
  * A request whose tools lack what the turn calls gets a plain-text answer saying so, so a broken
  * translation fails the test instead of looping. */
 #include "bench/mock_codex.h"
@@ -105,9 +107,18 @@ static bool has_function(gw_str_t body, const char *fn)
 int mock_codex_answer(gw_str_t name, gw_str_t body, gw_buf_t *out)
 {
     bool custom = gw_str_eq(name, "codex_custom");
+    size_t turn = count(body, "\"role\":\"tool\"");
+    if (gw_str_eq(name, "codex_local_shell")) {
+        if (turn > 0)
+            text_answer(out, FINAL_TEXT);
+        else if (!has_function(body, "local_shell"))
+            text_answer(out, "mock: the request has no local_shell function");
+        else
+            call_answer(out, "call_shell_1", "local_shell", "{\"command\":[\"echo\",\"hi\"],\"env\":{\"A\":\"1\"}}", 6);
+        return 0;
+    }
     if (!custom && !gw_str_eq(name, "codex_shell"))
         return -1;
-    size_t turn = count(body, "\"role\":\"tool\"");
     if (turn == 0) {
         if (!has_function(body, "exec_command"))
             text_answer(out, "mock: the request has no exec_command function");
