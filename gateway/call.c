@@ -1,0 +1,468 @@
+#include "gateway/call.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/admin.h"
+#include "gateway/admit.h"
+#include "gateway/dispatch.h"
+#include "gateway/id.h"
+#include "gateway/log.h"
+#include "gateway/resolve.h"
+#include "gateway/stream.h"
+
+struct gw_call {
+    gw_ctx_t *ctx;
+    gw_req_t *r;
+    gw_arena_t *a;
+    const gw_config_t *cfg; /** the config in force when the request arrived */
+    gw_pool_t *pool;        /** its endpoints' runtime state */
+    gw_route_t route;
+    gw_identity_t who;
+    gw_resolved_t res;
+    const gw_endpoint_cfg_t *routed; /** endpoint the client addressed, for rows and counters */
+    gw_stream_t *stream;   /** render phase; NULL until resolved */
+    gw_dispatch_t *d;      /** dispatch phase; NULL until resolved */
+    char request_id[37], hex[33], response_id[40];
+    uv_timer_t ka_timer;   /** client keepalive comments */
+    bool ka_open;
+    int in_cb;             /** re-entrancy depth; freeing waits for 0 (STYLE.md §3) */
+    bool admin, headers_sent, client_done, rejected;
+    gw_buf_t error_body;   /** error JSON sent, for the table */
+    const char *error_code, *error_message;
+    bool dirty;            /** on ctx->dirty: flushed at the end of the current curl batch */
+    struct gw_call *dirty_next, *dirty_prev;
+};
+
+static void maybe_free(gw_call_t *c);
+
+static bool is_dbx(const gw_call_t *c)
+{
+    return c->route.kind == GW_ROUTE_INVOCATIONS;
+}
+
+/* Entity serving the request now: dispatch's after a fallback, else resolve's. */
+static const gw_endpoint_cfg_t *served(const gw_call_t *c)
+{
+    if (c->d)
+        return gw_dispatch_served(c->d);
+    return c->res.served ? c->res.served : c->routed;
+}
+
+/* ---------------- batched client writes ---------------- */
+
+static void unmark_dirty(gw_call_t *c)
+{
+    if (!c->dirty)
+        return;
+    if (c->dirty_prev)
+        c->dirty_prev->dirty_next = c->dirty_next;
+    else
+        c->ctx->dirty = c->dirty_next;
+    if (c->dirty_next)
+        c->dirty_next->dirty_prev = c->dirty_prev;
+    c->dirty_next = c->dirty_prev = NULL;
+    c->dirty = false;
+}
+
+/* Upstream bytes were rendered: write them once the curl batch is over. */
+static void mark_dirty(gw_call_t *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->dirty_prev = NULL;
+    c->dirty_next = c->ctx->dirty;
+    if (c->ctx->dirty)
+        c->ctx->dirty->dirty_prev = c;
+    c->ctx->dirty = c;
+}
+
+/* ---------------- answering the client ---------------- */
+
+static void on_ka_closed(uv_handle_t *h)
+{
+    gw_call_t *c = h->data;
+    c->ka_open = false;
+    maybe_free(c);
+}
+
+/* The client side is over: stop the upstream (or let it drain), stop timers. The call is freed
+ * once nothing refers to it. */
+static void complete(gw_call_t *c)
+{
+    if (c->client_done)
+        return;
+    c->client_done = true;
+    if (c->d)
+        gw_dispatch_client_done(c->d);
+    uv_close((uv_handle_t *)&c->ka_timer, on_ka_closed);
+}
+
+static const char *common_headers(gw_call_t *c, const gw_error_t *e, bool sse)
+{
+    char tmp[512];
+    int n = snprintf(tmp, sizeof(tmp), "x-request-id: %s\r\n", c->request_id);
+    const gw_endpoint_cfg_t *ep = served(c);
+    if (ep)
+        n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "served-model-name: %s\r\n", ep->name);
+    if (sse)
+        n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+    /* 429 and 503 always say when to come back (PROTOCOL.md §7.6); 1 s unless told otherwise. */
+    int retry = e ? e->retry_after : 0;
+    if (e && retry <= 0 && (e->kind == GW_ERR_RATE_LIMIT || e->kind == GW_ERR_UNAVAILABLE))
+        retry = 1;
+    if (retry > 0)
+        n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "Retry-After: %d\r\n", retry);
+    if (e && e->kind == GW_ERR_METHOD && c->route.allow)
+        n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "Allow: %s\r\n", c->route.allow);
+    return gw_arena_strndup(c->a, tmp, (size_t)n);
+}
+
+/* Plain JSON error with the route's status (PROTOCOL.md §5.4). */
+static void respond_error(gw_call_t *c, const gw_error_t *e)
+{
+    gw_buf_reset(&c->error_body);
+    gw_err_body(&c->error_body, e);
+    c->error_code = gw_err_error_code(e->kind);
+    c->error_message = e->message ? gw_arena_strndup(c->a, e->message, strlen(e->message)) : NULL;
+    int status = gw_err_status(e->kind, is_dbx(c));
+    gw_req_respond(c->r, status, "application/json", common_headers(c, e, false), gw_buf_str(&c->error_body));
+    if (status >= 500 || e->kind == GW_ERR_RATE_LIMIT)
+        gw_log(GW_LOG_WARN, c->request_id, "event=request_failed status=%d code=%s", status,
+               gw_err_code(e->kind));
+    complete(c);
+}
+
+/* A phase refused the request before any upstream attempt. */
+static void reject(gw_call_t *c, const gw_error_t *e)
+{
+    c->rejected = true;
+    respond_error(c, e);
+}
+
+static void on_ka_timer(uv_timer_t *t);
+
+/* Render phase hand-off: move rendered bytes to the client; answer or end the response when the
+ * stream is over. */
+static void flush(gw_call_t *c)
+{
+    unmark_dirty(c);
+    if (c->client_done)
+        return;
+    gw_stream_t *s = c->stream;
+    gw_buf_t *out = gw_stream_out(s);
+    if (gw_stream_committed(s) && !c->headers_sent) {
+        c->headers_sent = true;
+        gw_req_stream_start(c->r, 200, "text/event-stream; charset=utf-8", common_headers(c, NULL, true));
+    }
+    if (c->headers_sent) {
+        if (out->len) {
+            gw_req_stream_write(c->r, out);
+            uv_timer_start(&c->ka_timer, on_ka_timer, (uint64_t)c->cfg->limits.sse_keepalive_ms, 0);
+        }
+        if (gw_stream_ended(s)) {
+            gw_req_stream_end(c->r);
+            complete(c);
+        }
+        return;
+    }
+    if (!gw_stream_ended(s))
+        return;
+    const gw_error_t *e = gw_stream_error(s);
+    if (e) {
+        respond_error(c, e);
+        return;
+    }
+    gw_req_respond(c->r, 200, "application/json", common_headers(c, NULL, false), gw_buf_str(out));
+    complete(c);
+}
+
+static void on_ka_timer(uv_timer_t *t)
+{
+    gw_call_t *c = t->data;
+    if (c->client_done)
+        return;
+    c->in_cb++;
+    gw_stream_keepalive(c->stream);
+    flush(c);
+    c->in_cb--;
+    maybe_free(c);
+}
+
+void gw_call_flush_rendered(gw_ctx_t *ctx)
+{
+    while (ctx->dirty) {
+        gw_call_t *c = ctx->dirty;
+        c->in_cb++;
+        flush(c); /* unmarks c */
+        c->in_cb--;
+        maybe_free(c);
+    }
+}
+
+/* ---------------- dispatch's view of its owner ---------------- */
+
+static void owner_enter(void *ud)
+{
+    ((gw_call_t *)ud)->in_cb++;
+}
+
+static void owner_leave(void *ud)
+{
+    gw_call_t *c = ud;
+    c->in_cb--;
+    maybe_free(c);
+}
+
+static void owner_rendered(void *ud)
+{
+    mark_dirty(ud);
+}
+
+static void owner_flush(void *ud)
+{
+    flush(ud);
+}
+
+static const gw_dispatch_owner_t dispatch_owner = {owner_enter, owner_leave, owner_rendered, owner_flush};
+
+/* ---------------- client events ---------------- */
+
+static void on_req_event(gw_req_t *r, gw_req_event_t ev, void *ud)
+{
+    (void)r;
+    gw_call_t *c = ud;
+    c->in_cb++;
+    if (ev == GW_REQ_EV_DRAINED) {
+        if (c->d)
+            gw_dispatch_client_drained(c->d);
+    } else if (ev == GW_REQ_EV_CLOSED && !c->client_done) {
+        /* Client gone: stop the upstream at once and record what we had (§8). */
+        gw_log(GW_LOG_INFO, c->request_id, "event=client_closed");
+        if (c->stream)
+            gw_stream_cancel(c->stream);
+        c->error_code = "CANCELLED";
+        c->error_message = "client closed the connection";
+        complete(c);
+    }
+    c->in_cb--;
+    maybe_free(c);
+}
+
+/* ---------------- finish ---------------- */
+
+static const char *finish_status(const gw_call_t *c, int status, uint64_t dispatch_ns)
+{
+    if (c->rejected || !dispatch_ns)
+        return status == 0 ? "cancelled" : "rejected";
+    gw_finish_status_t fs = c->stream ? gw_stream_status(c->stream) : GW_FINISH_NONE;
+    return fs == GW_FINISH_NONE ? "failed" : gw_finish_status_name(fs);
+}
+
+/* One read-only account of the call for the observers (gateway/summary.h). */
+static void summarize(const gw_call_t *c, gw_call_summary_t *s)
+{
+    gw_req_t *r = c->r;
+    memset(s, 0, sizeof(*s));
+    s->request_id = c->request_id;
+    s->requester = c->who.requester;
+    s->loggable = !c->admin;
+    s->route = c->route.kind;
+    s->cfg = c->cfg;
+    s->routed = c->routed;
+    s->served = served(c);
+    s->adapter = c->d ? gw_dispatch_adapter(c->d) : c->res.ad ? c->res.ad->name : NULL;
+    s->body = gw_req_body(r);
+    s->body_bytes = gw_req_body_bytes(r);
+    gw_err_kind_t herr = gw_req_error(r);
+    s->body_complete = herr != GW_ERR_TOO_LARGE && herr != GW_ERR_HEADERS_TOO_LARGE &&
+                       herr != GW_ERR_REQUEST_TIMEOUT && herr != GW_ERR_BAD_HTTP;
+    s->client_request_id = c->res.req.client_request_id;
+    if (!s->client_request_id.base)
+        s->client_request_id = gw_req_header(r, "x-client-request-id");
+    s->req = &c->res.req;
+    s->req_parsed = c->res.parsed;
+    s->sampled_out = c->res.sampled_out;
+    s->status = gw_req_status_sent(r);
+    s->dispatch_ns = c->d ? gw_dispatch_started_ns(c->d) : 0;
+    s->dispatched = s->dispatch_ns != 0;
+    s->finish_status = finish_status(c, s->status, s->dispatch_ns);
+    gw_str_t agg = c->stream ? gw_stream_aggregate(c->stream) : GW_STR_NULL;
+    gw_finish_status_t fs = c->stream ? gw_stream_status(c->stream) : GW_FINISH_NONE;
+    if (agg.len)
+        s->response = agg;
+    else if (c->error_body.len)
+        s->response = gw_buf_str(&c->error_body);
+    s->response_partial = agg.len && (fs == GW_FINISH_FAILED || fs == GW_FINISH_CANCELLED);
+    s->error_code = c->error_code;
+    s->error_message = c->error_message;
+    const gw_error_t *se = c->stream ? gw_stream_error(c->stream) : NULL;
+    if (se && !s->error_code) {
+        s->error_code = gw_err_error_code(se->kind);
+        s->error_message = se->message;
+    }
+    if (c->stream) {
+        s->usage = gw_stream_usage(c->stream);
+        s->upstream_model = gw_stream_upstream_model(c->stream);
+        s->output_chars = (int64_t)gw_stream_output_chars(c->stream);
+        s->first_token_ns = gw_stream_first_token_ns(c->stream);
+    } else {
+        s->output_chars = -1;
+    }
+    if (c->d) {
+        s->attempts = gw_dispatch_attempts(c->d, &s->n_attempts);
+        s->fallback_used = gw_dispatch_fallback_used(c->d);
+        s->upstream_peer = gw_dispatch_peer(c->d);
+        s->upstream_end_ns = gw_dispatch_ended_ns(c->d);
+    }
+    s->start_unix_us = gw_req_start_unix_us(r);
+    s->start_ns = gw_req_start_ns(r);
+    s->end_ns = uv_hrtime();
+    s->first_byte_ns = gw_req_first_byte_ns(r);
+    s->instance = c->ctx->instance;
+    s->arena = c->a;
+}
+
+/* Finish phase: once the client side is over and every attempt is settled, every observer sees
+ * the call once; then everything the request owned goes. */
+static void maybe_free(gw_call_t *c)
+{
+    if (c->in_cb || !c->client_done || c->ka_open || (c->d && !gw_dispatch_settled(c->d)))
+        return;
+    gw_ctx_t *ctx = c->ctx;
+    unmark_dirty(c);
+    gw_call_summary_t s;
+    summarize(c, &s);
+    for (size_t i = 0; i < ctx->n_observers; i++)
+        ctx->observers[i].cb(&s, ctx->observers[i].ud);
+    gw_dispatch_free(c->d);
+    gw_stream_free(c->stream);
+    gw_buf_dispose(&c->error_body);
+    gw_req_release(c->r);
+    ctx->active--;
+    ctx->budget.active = (int)ctx->active;
+    free(c);
+}
+
+/* ---------------- phases ---------------- */
+
+/* route: method + path; framing errors answered in the route's shape; admin routes answered
+ * here. Returns false when the call is answered. */
+static bool phase_route(gw_call_t *c)
+{
+    gw_req_t *r = c->r;
+    gw_route_resolve(gw_req_method(r), gw_req_path(r), &c->route);
+    gw_err_kind_t herr = gw_req_error(r);
+    if (herr != GW_ERR_NONE) {
+        static const char *const msgs[GW_ERR__COUNT] = {
+            [GW_ERR_BAD_HTTP] = "malformed HTTP request",
+            [GW_ERR_TOO_LARGE] = "request body exceeds the size limit",
+            [GW_ERR_HEADERS_TOO_LARGE] = "request header block exceeds the size limit",
+            [GW_ERR_REQUEST_TIMEOUT] = "request not received in time",
+        };
+        /* The path may still be known (body too large): answer in that route's shape. */
+        if (is_dbx(c))
+            c->routed = gw_config_endpoint(c->cfg, c->route.endpoint.base, c->route.endpoint.len);
+        reject(c, &(gw_error_t){.kind = herr, .message = msgs[herr] ? msgs[herr] : "bad request"});
+        return false;
+    }
+    if (c->route.kind == GW_ROUTE_NONE) {
+        reject(c, &(gw_error_t){.kind = GW_ERR_NOT_FOUND, .message = "no route for this path"});
+        return false;
+    }
+    if (!c->route.method_ok) {
+        reject(c, &(gw_error_t){.kind = GW_ERR_METHOD, .message = "method not allowed for this path"});
+        return false;
+    }
+    if (c->route.kind == GW_ROUTE_HEALTHZ || c->route.kind == GW_ROUTE_READYZ || c->route.kind == GW_ROUTE_METRICS) {
+        c->admin = true;
+        gw_admin_respond(c->ctx, r, c->route.kind);
+        complete(c);
+        return false;
+    }
+    return true;
+}
+
+static bool phase_admit(gw_call_t *c)
+{
+    gw_error_t err = {0};
+    if (gw_admit(c->cfg, c->r, &c->route, &c->who, &err) == 0)
+        return true;
+    reject(c, &err);
+    return false;
+}
+
+static bool phase_resolve(gw_call_t *c)
+{
+    gw_error_t err = {0};
+    int rc = gw_resolve(c->cfg, c->r, &c->route, &c->res, &err);
+    c->routed = c->res.routed;
+    if (rc == 0)
+        return true;
+    reject(c, &err);
+    return false;
+}
+
+/* dispatch, with render set up first: the stream is what attempts write into. */
+static void phase_dispatch(gw_call_t *c)
+{
+    const gw_endpoint_cfg_t *ep = c->res.served;
+    gw_stream_opts_t so = {
+        .front = is_dbx(c) ? GW_FRONT_DATABRICKS : GW_FRONT_OPENAI,
+        .stream = c->res.req.stream,
+        .req = &c->res.req,
+        .response_id = c->response_id,
+        .request_id = c->request_id,
+        .model = c->res.req.model.base ? c->res.req.model : gw_str(ep->name),
+        .created_at = gw_req_start_unix_us(c->r) / 1000000,
+    };
+    c->stream = gw_stream_new(&so);
+    gw_dispatch_opts_t dopts = {
+        .ctx = c->ctx,
+        .pool = c->pool,
+        .cfg = c->cfg,
+        .r = c->r,
+        .request_id = c->request_id,
+        .ep = ep,
+        .req = &c->res.req,
+        .databricks_route = is_dbx(c),
+        .stream = c->stream,
+        .owner = &dispatch_owner,
+        .owner_ud = c,
+    };
+    c->d = gw_dispatch_new(&dopts);
+    gw_req_set_event_cb(c->r, on_req_event, c);
+    gw_dispatch_start(c->d);
+}
+
+/* The phase order, in one place. Each phase either passes the call on or answers it. */
+static void run_phases(gw_call_t *c)
+{
+    if (phase_route(c) && phase_admit(c) && phase_resolve(c))
+        phase_dispatch(c); /* render and finish follow from upstream and client events */
+}
+
+void gw_call_start(gw_req_t *r, void *ud)
+{
+    gw_ctx_t *ctx = ud;
+    gw_call_t *c = gw_xcalloc(1, sizeof(*c));
+    c->ctx = ctx;
+    c->r = r;
+    c->a = gw_req_arena(r);
+    c->cfg = ctx->cfg;
+    c->pool = ctx->pool;
+    ctx->active++;
+    ctx->budget.active = (int)ctx->active;
+    gw_id_uuid7(c->request_id, c->hex, (uint64_t)(gw_req_start_unix_us(r) / 1000));
+    /* The response id carries the same 128 bits as the request id (PROTOCOL.md §7.5). */
+    snprintf(c->response_id, sizeof(c->response_id), "resp_%s", c->hex);
+    uv_timer_init(ctx->loop, &c->ka_timer);
+    c->ka_timer.data = c;
+    c->ka_open = true;
+    c->in_cb++;
+    run_phases(c);
+    c->in_cb--;
+    maybe_free(c);
+}
