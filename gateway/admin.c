@@ -110,6 +110,8 @@ void gw_admin_register_metrics(gw_ctx_t *ctx)
     ctx->m.attempts = gw_metrics_counter(m, "agate_upstream_attempts_total", NULL, "endpoint");
     ctx->m.retries = gw_metrics_counter(m, "agate_upstream_retries_total", NULL, "endpoint");
     ctx->m.fallbacks = gw_metrics_counter(m, "agate_fallbacks_total", NULL, "endpoint");
+    ctx->m.dropped_tools = gw_metrics_counter(m, "agate_dropped_tools_total",
+                                              "Hosted tools left out of requests to ChatCompletions models", "tool");
     gw_metrics_collector(m, collect_replicas, ctx);
     gw_metrics_collector(m, collect_tables, ctx);
 }
@@ -137,4 +139,6 @@ void gw_admin_observe(const gw_call_summary_t *s, void *ud)
         gw_metric_add(ctx->m.status_4xx, ep, 1);
     else if (s->status >= 500)
         gw_metric_add(ctx->m.status_5xx, ep, 1);
+    for (size_t i = 0; i < s->req->n_dropped_tools; i++)
+        gw_metric_add(ctx->m.dropped_tools, s->req->dropped_tools[i], 1);
 }

@@ -39,6 +39,7 @@ typedef struct gw_ctx {
     gw_metrics_t *metrics;
     struct {
         gw_metric_t *requests, *status_2xx, *status_4xx, *status_5xx, *attempts, *retries, *fallbacks;
+        gw_metric_t *dropped_tools; /** hosted tools left out of requests, by tool type */
     } m;                    /** per-endpoint families, label "endpoint" */
     gw_ctx_observer_t observers[GW_CTX_MAX_OBSERVERS];
     size_t n_observers;

@@ -69,16 +69,20 @@ function upstreamToolNames(req) {
 const skip = canUnshare();
 
 describe('Codex CLI 0.169.0 through agate', { skip: skip || false }, () => {
+  // One endpoint serves both names, as the README's config does: Codex's catalog names through
+  // an alias glob, anything else through default_endpoint.
+  const endpoints = [{ name: 'local-coder', aliases: ['gpt-5*', 'o4-mini'] }];
+  const extra = { default_endpoint: 'local-coder' };
   const runs = [
-    { model: 'qwen-local', scenario: 'codex_shell', endpoint: { name: 'qwen-local' } },
-    { model: 'gpt-5.5', scenario: 'codex_custom', endpoint: { name: 'gpt-5.5' } },
+    { model: 'qwen-local', scenario: 'codex_shell', dropped: ['web_search'] },
+    { model: 'gpt-5.5', scenario: 'codex_custom', dropped: ['tool_search', 'web_search'] },
   ];
   for (const r of runs) {
     test(`codex exec with model ${r.model}: shell command, apply_patch, final answer`, { timeout: OUTER_MS + 10_000 }, async () => {
       const dir = makeTempDir('agate-codex-');
       try {
         const res = await runInNetns({
-          dir, model: r.model, runMs: RUN_MS, endpoints: [r.endpoint],
+          dir, model: r.model, runMs: RUN_MS, endpoints, extra,
           prompt: `Run the setup command, then add hello.txt. mock:${r.scenario}`,
         });
         const run = res.run;
@@ -119,10 +123,16 @@ describe('Codex CLI 0.169.0 through agate', { skip: skip || false }, () => {
           // The local tool set carries the multi_agent_v1 namespace: its tools go up flattened.
           assert.ok(names.includes('spawn_agent'), names.join(','));
         }
-        // Three table rows, all completed.
-        const rows = res.rows.filter((x) => x.status_code === 200 || x.status === 'completed' || x.response);
-        assert.equal(res.rows.length, 3, JSON.stringify(res.rows.map((x) => x.status)));
-        assert.ok(rows.length >= 3);
+        // Three table rows: completed, served by the one endpoint, the model echoed, and the hosted
+        // tools Codex sent listed as dropped.
+        assert.equal(res.rows.length, 3, JSON.stringify(res.rows.map((x) => x.finish_status)));
+        for (const row of res.rows) {
+          assert.equal(row.status_code, 200);
+          assert.equal(row.finish_status, 'completed');
+          assert.equal(row.endpoint_name, 'local-coder');
+          assert.deepEqual(row.dropped_tools, r.dropped);
+          assert.equal(JSON.parse(row.response).model, r.model, 'the client model is echoed');
+        }
       } finally {
         if (!process.env.AGATE_IT_KEEP) fs.rmSync(dir, { recursive: true, force: true });
       }

@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { startStack, baseConfig, sleep } from './lib.mjs';
 
 const args = JSON.parse(process.argv[2]);
-const { dir, model, prompt, endpoints, runMs } = args;
+const { dir, model, prompt, endpoints, extra = {}, runMs } = args;
 
 /** The native Codex binary shipped inside the pinned npm package (nothing is downloaded). */
 function codexBinary() {
@@ -86,7 +86,7 @@ async function main() {
     config: (mock, tablesDir) => {
       const base = baseConfig(mock, tablesDir);
       base.endpoints = endpoints.map((e) => ({ adapter: 'chat_completions', upstreams: [{ url: mock.url }], model: 'mock-model', ...e }));
-      return base;
+      return { ...base, ...extra };
     },
   });
   const result = {};
