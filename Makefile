@@ -22,7 +22,8 @@ run: build
 	@deploy/run-demo.sh
 
 # Everything: unit, integration and conformance tests, plain and under ASan+UBSan, then the
-# benchmark harness's smoke run (keeps bench/ working; its figures are not checked).
+# benchmark harness's smoke run (keeps bench/ working; its figures are not judged, but a run that
+# measured nothing fails; smoke output goes to $${TMPDIR:-/tmp}/agate-bench-smoke, not the tree).
 test:
 	@deploy/install-deps.sh --test
 	@$(MAKE) --no-print-directory test-plain test-asan bench-smoke

@@ -3,8 +3,10 @@
 # to track) for one endpoint with 1 replica vs 8 replicas (p2c_ewma, round_robin), all mock
 # upstreams on loopback serving the bench20 stream; the first request to each replica pays its
 # connect, so more requests amortise that. Prints the ratios; writes
-# bench/results/<date>-lb.json. BENCH_SMOKE=1: fewer requests. (Latency under load with many
-# replicas is measured by bench/run.sh's load client.)
+# bench/results/<date>-lb.json (BENCH_OUT overrides the directory). BENCH_SMOKE=1: fewer requests,
+# results under ${TMPDIR:-/tmp}/agate-bench-smoke (never in the work tree). A run that measured
+# nothing (a failed request, no instruction count, a ratio that is not a finite number) fails.
+# (Latency under load with many replicas is measured by bench/run.sh's load client.)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$here/build}
@@ -12,6 +14,9 @@ agate=$build/agate
 mock=$build/mock_upstream
 n=${LB_REQUESTS:-200}
 [ "${BENCH_SMOKE:-0}" = 1 ] && n=20
+for tool in curl valgrind; do
+  command -v "$tool" >/dev/null || { echo "lb_cost: $tool not found (deploy/install-deps.sh --bench)" >&2; exit 1; }
+done
 work=$(mktemp -d /tmp/agate-lb-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -46,14 +51,19 @@ run() {
   port=$(grep -o 'addr=127.0.0.1:[0-9]*' "$work/a.err" | cut -d: -f2)
   local t0 t1
   t0=$(date +%s%N)
+  [ -n "$port" ] || { echo "lb_cost: agate did not start: $(tail -3 "$work/a.err")" >&2; exit 1; }
   for _ in $(seq 1 "$4"); do
-    curl -s -o /dev/null -H 'content-type: application/json' \
-      -d '{"model":"e","input":"hi","stream":true}' "http://127.0.0.1:$port/v1/responses"
+    curl -sf -o /dev/null -H 'content-type: application/json' \
+      -d '{"model":"e","input":"hi","stream":true}' "http://127.0.0.1:$port/v1/responses" ||
+      { echo "lb_cost: a request to agate failed ($1 replicas, $2)" >&2; exit 1; }
   done
   t1=$(date +%s%N)
   kill -TERM "$ap"; wait "$ap" 2>/dev/null || true
   local ir=0
-  [ "$3" = 1 ] && ir=$(grep -o 'summary: [0-9]*' "$work/cg.out" | awk '{print $2}')
+  if [ "$3" = 1 ]; then
+    ir=$(grep -o 'summary: [0-9]*' "$work/cg.out" | awk '{print $2}')
+    [[ "$ir" =~ ^[0-9]+$ ]] && [ "$ir" -gt 0 ] || { echo "lb_cost: no instruction count from callgrind" >&2; exit 1; }
+  fi
   echo "$ir $(( (t1 - t0) / 1000000 ))"
 }
 
@@ -61,6 +71,8 @@ per_req() { # instructions per request, startup (0 requests) subtracted
   local base total
   base=$(run "$1" "$2" 1 0 | awk '{print $1}')
   total=$(run "$1" "$2" 1 "$n" | awk '{print $1}')
+  [[ "$base" =~ ^[0-9]+$ && "$total" =~ ^[0-9]+$ ]] && [ "$total" -gt "$base" ] ||
+    { echo "lb_cost: no per-request instruction count ($1 replicas, $2: base '$base', total '$total')" >&2; exit 1; }
   echo $(( (total - base) / n ))
 }
 
@@ -74,10 +86,13 @@ done
 printf "%-12s %-9s %-22s\n" strategy replicas "instructions/request"
 for strat in p2c_ewma round_robin; do
   for r in 1 8; do printf "%-12s %-9s %-22s\n" "$strat" "$r" "${ir[$strat-$r]}"; done
-  awk -v a="${ir[$strat-8]}" -v b="${ir[$strat-1]}" -v s="$strat" 'BEGIN{printf "%-12s 8/1 instruction ratio %.4f\n", s, a / b}'
+  awk -v a="${ir[$strat-8]}" -v b="${ir[$strat-1]}" -v s="$strat" \
+    'BEGIN { if (!(a > 0 && b > 0)) { print "lb_cost: no ratio for " s > "/dev/stderr"; exit 1 }
+             printf "%-12s 8/1 instruction ratio %.4f\n", s, a / b }'
 done
-mkdir -p "$here/bench/results"
-out="$here/bench/results/$(date -u +%Y-%m-%d)${BENCH_SMOKE:+-smoke}-lb.json"
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then out_dir=${BENCH_OUT:-${TMPDIR:-/tmp}/agate-bench-smoke}; else out_dir=${BENCH_OUT:-$here/bench/results}; fi
+mkdir -p "$out_dir"
+out="$out_dir/$(date -u +%Y-%m-%d)$([ "${BENCH_SMOKE:-0}" = 1 ] && echo -smoke)-lb.json"
 cat > "$out" <<JSON
 {"requests": $n, "p2c_ewma": {"r1_instr": ${ir[p2c_ewma-1]}, "r8_instr": ${ir[p2c_ewma-8]}},
  "round_robin": {"r1_instr": ${ir[round_robin-1]}, "r8_instr": ${ir[round_robin-8]}}}

@@ -26,7 +26,8 @@ build=${BUILD:-$here/build}
 smoke=${BENCH_SMOKE:-0}
 proxy_cpu=${BENCH_PROXY_CPU:-0}
 load_cpu=${BENCH_LOAD_CPU:-1}
-out_dir=${BENCH_OUT:-$here/bench/results}
+# Smoke runs (make test) never write into the work tree: their figures are not results.
+if [ "$smoke" = 1 ]; then out_dir=${BENCH_OUT:-${TMPDIR:-/tmp}/agate-bench-smoke}; else out_dir=${BENCH_OUT:-$here/bench/results}; fi
 clk_tck=$(getconf CLK_TCK)
 
 phases=" ${BENCH_PHASES:-sat lat cg mem} "
@@ -650,6 +651,17 @@ verdict() { # CONDITION VALUE
     [ -n "$2" ] || { echo "n/a"; return; }
     awk "BEGIN { print (($1) ? \"met\" : \"MISSED\") }"
 }
+# A run that measured nothing must fail, smoke included: every headline figure of a phase that ran
+# is a finite number (an empty, "-nan" or "inf" figure means a phase silently produced nothing).
+finite() { awk -v v="$1" 'BEGIN { exit !(v ~ /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/) }'; }
+check_fig() { # NAME VALUE
+    finite "$2" || die "no measurement for $1 (got '${2}')"
+}
+want sat && check_fig "CPU ratio agate/nginx (bench20)" "$cpu_ratio"
+want sat && check_fig "tables on/off throughput ratio" "$tables_rps"
+want lat && check_fig "added p99 TTFB" "$added_p99"
+want cg && check_fig "instruction ratio agate/nginx" "$(get cg bench20 agate/nginx instr_ratio)"
+want mem && check_fig "RSS projected at 10,000 streams" "$rss10k"
 t1=$(verdict "$cpu_ratio <= 3" "$cpu_ratio")
 t1s=$(verdict "$cpu_ratio <= 2" "$cpu_ratio")
 t2=$(verdict "$added_p99 < 1000" "$added_p99")

@@ -33,6 +33,7 @@ struct gw_call {
     const char *error_code, *error_message;
     bool dirty;            /** on ctx->dirty: flushed at the end of the current curl batch */
     struct gw_call *dirty_next, *dirty_prev;
+    struct gw_call *live_next, *live_prev; /** on ctx->live */
 };
 
 static void maybe_free(gw_call_t *c);
@@ -246,6 +247,11 @@ static void on_req_event(gw_req_t *r, gw_req_event_t ev, void *ud)
         c->error_code = "CANCELLED";
         c->error_message = "client closed the connection";
         complete(c);
+    } else if (ev == GW_REQ_EV_SHUTDOWN && !c->client_done) {
+        /* Drain bound passed: end the answer properly (terminal event, or 503 before commit). */
+        gw_log(GW_LOG_INFO, c->request_id, "event=call_ended reason=shutdown");
+        gw_stream_fail(c->stream, &(gw_error_t){.kind = GW_ERR_UNAVAILABLE, .message = "gateway is shutting down"});
+        flush(c);
     }
     c->in_cb--;
     maybe_free(c);
@@ -341,6 +347,12 @@ static void maybe_free(gw_call_t *c)
     gw_stream_free(c->stream);
     gw_buf_dispose(&c->error_body);
     gw_req_release(c->r);
+    if (c->live_prev)
+        c->live_prev->live_next = c->live_next;
+    else
+        ctx->live = c->live_next;
+    if (c->live_next)
+        c->live_next->live_prev = c->live_prev;
     ctx->active--;
     ctx->budget.active = (int)ctx->active;
     free(c);
@@ -453,6 +465,10 @@ void gw_call_start(gw_req_t *r, void *ud)
     c->a = gw_req_arena(r);
     c->cfg = ctx->cfg;
     c->pool = ctx->pool;
+    c->live_next = ctx->live;
+    if (ctx->live)
+        ctx->live->live_prev = c;
+    ctx->live = c;
     ctx->active++;
     ctx->budget.active = (int)ctx->active;
     gw_id_uuid7(c->request_id, c->hex, (uint64_t)(gw_req_start_unix_us(r) / 1000));
@@ -465,4 +481,18 @@ void gw_call_start(gw_req_t *r, void *ud)
     run_phases(c);
     c->in_cb--;
     maybe_free(c);
+}
+
+void gw_call_abort_all(gw_ctx_t *ctx)
+{
+    for (gw_call_t *c = ctx->live; c; c = c->live_next) {
+        c->in_cb++;
+        if (!c->client_done && c->stream)
+            gw_stream_cancel(c->stream);
+        complete(c);
+        if (c->d)
+            gw_dispatch_abort(c->d);
+        c->in_cb--;
+    }
+    /* Freed from their handles' close callbacks, which run in main's last loop turn. */
 }

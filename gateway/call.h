@@ -18,4 +18,9 @@ void gw_call_start(gw_req_t *r, void *ctx);
 /** End of a curl batch: one client write per call for everything its upstream produced. */
 void gw_call_flush_rendered(gw_ctx_t *ctx);
 
+/** Shutdown safety net, after the server is gone: end every call still alive now (transfers
+ * cut, timers closed). Observers still see each call; main closes the sink only after the last
+ * call, so with a normal drain nothing is alive here. */
+void gw_call_abort_all(gw_ctx_t *ctx);
+
 #endif

@@ -45,6 +45,7 @@ typedef struct gw_ctx {
     size_t n_observers;
     size_t active;            /** calls in flight */
     struct gw_call *dirty;    /** calls with rendered bytes not yet handed to their client (gateway/call) */
+    struct gw_call *live;     /** every call not yet freed (gateway/call), for shutdown */
     char instance[96];        /** host:pid, the table's gateway_instance */
 } gw_ctx_t;
 

@@ -10,6 +10,10 @@
 
 #define MAX_UPSTREAM_ERROR_BODY (64u << 10) /* §6.3: read at most 64 KiB of a non-2xx body */
 #define MAX_ATTEMPTS            16
+/* After the answer, the transfer may read its last bytes (the chunked terminator) so the
+ * connection is reused; an upstream that never ends its body is cut after this long, so the call
+ * (and its table row) never waits on it. */
+#define DRAIN_MS 1000
 
 struct gw_dispatch {
     gw_ctx_t *ctx;
@@ -43,8 +47,8 @@ struct gw_dispatch {
     int up_retry_after;
     char up_peer[64];
     uint64_t dispatch_ns, up_end_ns;
-    uv_timer_t timer;                 /** queue timeout, then commit timeout, then idle timeout */
-    bool timer_open;
+    uv_timer_t timer;                 /** queue, commit, idle, then drain timeout */
+    bool timer_open, timer_closing;
     bool client_done;
     bool draining;                    /** answered; the transfer reads its last bytes */
     size_t drained;
@@ -83,6 +87,22 @@ static void unwait(gw_dispatch_t *d)
         return;
     gw_pool_wait_remove(d->pe, &d->wait);
     d->waiting = false;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    gw_dispatch_t *d = h->data;
+    enter(d);
+    d->timer_open = false;
+    leave(d);
+}
+
+static void close_timer(gw_dispatch_t *d)
+{
+    if (d->timer_closing)
+        return;
+    d->timer_closing = true;
+    uv_close((uv_handle_t *)&d->timer, on_timer_closed);
 }
 
 /* ---------------- upstream callbacks ---------------- */
@@ -126,6 +146,9 @@ static int on_up_data(void *ud, const char *data, size_t len)
     /* Client slower than upstream: leave the bytes with curl until the client drains (§8). */
     if (gw_req_write_queue(d->r) > GW_WRITE_HIGH_WATERMARK) {
         gw_log(GW_LOG_DEBUG, d->request_id, "event=upstream_paused queued=%zu", gw_req_write_queue(d->r));
+        /* The wait is the client's, not the upstream's: no idle timeout (and no outlier strike
+         * against the replica) until the client drains and the transfer resumes (§8). */
+        uv_timer_stop(&d->timer);
         return GW_UP_PAUSE;
     }
     enter(d);
@@ -287,6 +310,8 @@ static void on_up_done(void *ud, gw_up_result_t result, const char *detail)
             gw_stream_fail(d->stream, &e);
         }
         d->owner->flush(d->ud);
+    } else {
+        close_timer(d); /* a drained transfer: nothing left to time */
     }
     leave(d);
 }
@@ -511,11 +536,26 @@ void gw_dispatch_start(gw_dispatch_t *d)
     }
 }
 
-static void on_timer_closed(uv_handle_t *h)
+/* Stop the running transfer without a completion callback and settle its attempt. */
+static void cancel_transfer(gw_dispatch_t *d, const char *outcome, const char *error_code)
 {
-    gw_dispatch_t *d = h->data;
+    gw_up_cancel(d->up);
+    d->up = NULL;
+    if (!d->up_end_ns)
+        d->up_end_ns = uv_hrtime();
+    end_attempt(d, GW_LB_OK, outcome, error_code);
+}
+
+/* The upstream answered completely but never ended its body: stop waiting for it. */
+static void on_drain_timer(uv_timer_t *t)
+{
+    gw_dispatch_t *d = t->data;
+    if (!d->up)
+        return;
     enter(d);
-    d->timer_open = false;
+    gw_log(GW_LOG_DEBUG, d->request_id, "event=upstream_drain_timeout replica=%s", d->up_peer);
+    cancel_transfer(d, "ok", NULL);
+    close_timer(d);
     leave(d);
 }
 
@@ -531,21 +571,28 @@ void gw_dispatch_client_done(gw_dispatch_t *d)
             /* Answered at [DONE]: let the transfer read its last bytes (the chunked terminator)
              * so the upstream connection goes back to the pool instead of being torn down. */
             d->draining = true;
-        } else {
-            gw_up_cancel(d->up);
-            d->up = NULL;
-            if (!d->up_end_ns)
-                d->up_end_ns = uv_hrtime();
-            end_attempt(d, GW_LB_OK, "cancelled", "CANCELLED");
+            uv_timer_start(&d->timer, on_drain_timer, DRAIN_MS, 0);
+            return;
         }
+        cancel_transfer(d, "cancelled", "CANCELLED");
     }
-    uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+    close_timer(d);
+}
+
+void gw_dispatch_abort(gw_dispatch_t *d)
+{
+    if (!d->client_done)
+        gw_dispatch_client_done(d);
+    if (d->up)
+        cancel_transfer(d, "ok", NULL); /* only a draining transfer is left: the answer was complete */
+    close_timer(d);
 }
 
 void gw_dispatch_client_drained(gw_dispatch_t *d)
 {
     if (d->up && gw_up_paused(d->up)) {
         gw_log(GW_LOG_DEBUG, d->request_id, "event=upstream_resumed queued=%zu", gw_req_write_queue(d->r));
+        arm_timer(d, d->ep->idle_timeout_ms);
         gw_up_resume(d->up);
     }
 }

@@ -48,6 +48,8 @@ void gw_dispatch_free(gw_dispatch_t *d);
 void gw_dispatch_start(gw_dispatch_t *d);
 /** The client side is over (answered or gone): drain a finished upstream, cancel any other. */
 void gw_dispatch_client_done(gw_dispatch_t *d);
+/** Shutdown: the client side is over (if not yet) and any transfer still draining is cut now. */
+void gw_dispatch_abort(gw_dispatch_t *d);
 /** The client drained its output: resume a transfer paused for backpressure. */
 void gw_dispatch_client_drained(gw_dispatch_t *d);
 /** No transfer running and no timer handle open. */

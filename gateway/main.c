@@ -17,7 +17,10 @@
 #include "gateway/server.h"
 #include "tables/sink.h"
 
-#define DRAIN_TIMEOUT_MS 30000
+/* After the drain bound (limits.drain_timeout_ms) requests still running are told to end now
+ * (GW_REQ_EV_SHUTDOWN): this long for their terminal events to be written before the connections
+ * are closed. */
+#define ABORT_GRACE_MS 1000
 
 /* Used when no --config is given: the bundled demo upstream (`make run` starts it) and JSONL
  * tables under ./var/tables. */
@@ -33,8 +36,10 @@ static const char usage[] =
     "       agate --help | --version\n"
     "\n"
     "An event-driven gateway: the OpenAI Responses API (/v1/responses) and the Databricks\n"
-    "ResponsesAgent route (/serving-endpoints/{name}/invocations) in front of ChatCompletions\n"
-    "upstreams, with streaming translation and JSONL inference tables.\n"
+    "ResponsesAgent route (/serving-endpoints/{name}/invocations) in front of upstreams that\n"
+    "speak ChatCompletions (adapter chat_completions) or Responses (adapter responses: OpenAI\n"
+    "or MLflow flavour), with streaming translation and inference tables written to JSONL\n"
+    "files (tables.sink jsonl) or PostgreSQL (tables.sink postgres, spooled while it is down).\n"
     "\n"
     "  --config FILE        JSON configuration (see README.md); without it agate serves the\n"
     "                       embedded demo config (upstream http://127.0.0.1:9100/v1, tables in\n"
@@ -52,14 +57,18 @@ struct app {
     uv_loop_t *loop;
     const char *config_path;
     gw_config_t *cfg;
-    gw_config_t *old_cfgs[16]; /** kept alive for in-flight requests until exit */
-    size_t n_old;
+    /** Configs replaced by SIGHUP, owned here and freed at exit: in-flight calls, the proxy's
+     * retired endpoint states and the sink (built from the first config) may still point into
+     * them. Grows by one config per reload (no cap: a fixed array refused the 17th reload). */
+    gw_config_t **old_cfgs;
+    size_t n_old, cap_old;
     gw_server_t *server;
     gw_proxy_t *proxy;
     tb_sink_t *sink;
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
-    bool stopping;
+    uv_check_t idle_check; /** after the server closed: waits for the proxy's last call */
+    bool stopping, aborting;
     const char *log_override;
 };
 
@@ -78,17 +87,37 @@ static void on_sink_closed(void *ud)
     uv_stop(a->loop);
 }
 
-static void finish_shutdown(struct app *a)
+static void close_sink(struct app *a)
 {
-    uv_timer_stop(&a->drain_timer);
-    if (a->server) {
-        gw_server_close(a->server);
-        a->server = NULL;
-    }
+    uv_check_stop(&a->idle_check);
     if (a->sink)
         tb_sink_close(a->sink, on_sink_closed, a);
     else
         uv_stop(a->loop);
+}
+
+/* A call writes its table row only once its last handle (timers, upstream transfer) has closed,
+ * which can be after its client connection is gone: the sink is closed after the proxy's last
+ * call, never before (closing it first dropped the last row with reason=closed). Checked once
+ * per loop turn; the loop turns on exactly the close callbacks and transfers those calls wait for. */
+static void on_idle_check(uv_check_t *h)
+{
+    struct app *a = h->data;
+    if (gw_proxy_active(a->proxy) == 0)
+        close_sink(a);
+}
+
+static void finish_shutdown(struct app *a)
+{
+    uv_timer_stop(&a->drain_timer);
+    if (a->server) {
+        gw_server_close(a->server); /* every call still running gets GW_REQ_EV_CLOSED now */
+        a->server = NULL;
+    }
+    if (gw_proxy_active(a->proxy) == 0)
+        close_sink(a);
+    else
+        uv_check_start(&a->idle_check, on_idle_check);
 }
 
 static void on_drained(void *ud)
@@ -99,21 +128,32 @@ static void on_drained(void *ud)
 static void on_drain_timeout(uv_timer_t *t)
 {
     struct app *a = t->data;
-    gw_log(GW_LOG_WARN, NULL, "event=drain_timeout active=%zu", gw_proxy_active(a->proxy));
-    finish_shutdown(a);
+    if (a->aborting) { /* the grace after GW_REQ_EV_SHUTDOWN is over too */
+        gw_log(GW_LOG_WARN, NULL, "event=abort_grace_over active=%zu connections=%zu", gw_proxy_active(a->proxy),
+               gw_server_connections(a->server));
+        finish_shutdown(a);
+        return;
+    }
+    gw_log(GW_LOG_WARN, NULL, "event=drain_timeout active=%zu action=abort", gw_proxy_active(a->proxy));
+    a->aborting = true;
+    uv_timer_start(&a->drain_timer, on_drain_timeout, ABORT_GRACE_MS, 0);
+    gw_server_abort(a->server); /* on_drained still fires if they all end within the grace */
 }
 
 static void on_stop_signal(uv_signal_t *s, int signum)
 {
     struct app *a = s->data;
-    if (a->stopping)
+    if (a->stopping) {
+        gw_log(GW_LOG_INFO, NULL, "event=shutdown_in_progress signal=%d", signum);
         return;
+    }
     a->stopping = true;
     gw_log(GW_LOG_INFO, NULL, "event=shutdown signal=%d active=%zu", signum, gw_proxy_active(a->proxy));
-    uv_signal_stop(&a->sigterm);
-    uv_signal_stop(&a->sigint);
+    /* SIGTERM/SIGINT stay handled (a repeat is ignored above): stopping their handles would
+     * restore the default action, and a second SIGTERM during the drain would kill the process
+     * with its rows still queued. */
     uv_signal_stop(&a->sighup);
-    uv_timer_start(&a->drain_timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
+    uv_timer_start(&a->drain_timer, on_drain_timeout, (uint64_t)a->cfg->limits.drain_timeout_ms, 0);
     gw_server_drain(a->server, on_drained, a);
 }
 
@@ -129,10 +169,16 @@ static void on_hup(uv_signal_t *s, int signum)
         gw_log(GW_LOG_ERROR, NULL, "event=reload_failed error=\"%s\"", err);
         return;
     }
-    if (a->n_old == sizeof(a->old_cfgs) / sizeof(a->old_cfgs[0])) {
-        gw_log(GW_LOG_ERROR, NULL, "event=reload_refused reason=too_many_reloads");
-        gw_config_free(c);
-        return;
+    if (a->n_old == a->cap_old) {
+        size_t cap = a->cap_old ? a->cap_old * 2 : 16;
+        gw_config_t **n = realloc(a->old_cfgs, cap * sizeof(*n));
+        if (!n) {
+            gw_log(GW_LOG_ERROR, NULL, "event=reload_failed error=\"out of memory\"");
+            gw_config_free(c);
+            return;
+        }
+        a->old_cfgs = n;
+        a->cap_old = cap;
     }
     /* Listen address and table sink are fixed for the process; the rest applies to new requests. */
     a->old_cfgs[a->n_old++] = a->cfg;
@@ -140,7 +186,7 @@ static void on_hup(uv_signal_t *s, int signum)
     gw_proxy_set_config(a->proxy, c);
     gw_server_set_limits(a->server, &c->limits);
     apply_log_level(a);
-    gw_log(GW_LOG_INFO, NULL, "event=reloaded config_version=%s", c->version);
+    gw_log(GW_LOG_INFO, NULL, "event=reloaded config_version=%s reloads=%zu", c->version, a->n_old);
 }
 
 /* --workers: the parent only forks, forwards signals and restarts workers that die; it never
@@ -334,7 +380,8 @@ int main(int argc, char **argv)
     uv_signal_init(a.loop, &a.sigint);
     uv_signal_init(a.loop, &a.sighup);
     uv_timer_init(a.loop, &a.drain_timer);
-    a.sigterm.data = a.sigint.data = a.sighup.data = a.drain_timer.data = &a;
+    uv_check_init(a.loop, &a.idle_check);
+    a.sigterm.data = a.sigint.data = a.sighup.data = a.drain_timer.data = a.idle_check.data = &a;
     uv_signal_start(&a.sigterm, on_stop_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_stop_signal, SIGINT);
     uv_signal_start(&a.sighup, on_hup, SIGHUP);
@@ -345,17 +392,23 @@ int main(int argc, char **argv)
         gw_log(GW_LOG_INFO, NULL, "event=worker_started worker=%d", worker);
     uv_run(a.loop, UV_RUN_DEFAULT);
 
-    /* Close what is left and let the close callbacks run, so sanitizers see no leak. */
+    /* Close what is left and let the close callbacks run, so sanitizers see no leak. We are
+     * exiting: closing the signal handles restores the default action (libuv), so a repeated
+     * SIGTERM from here on is ignored rather than killing the process halfway through its exit. */
     uv_close((uv_handle_t *)&a.sigterm, NULL);
     uv_close((uv_handle_t *)&a.sigint, NULL);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     uv_close((uv_handle_t *)&a.sighup, NULL);
     uv_close((uv_handle_t *)&a.drain_timer, NULL);
+    uv_close((uv_handle_t *)&a.idle_check, NULL);
     gw_proxy_free(a.proxy);
     uv_run(a.loop, UV_RUN_DEFAULT);
     uv_loop_close(a.loop);
     curl_global_cleanup();
     for (size_t i = 0; i < a.n_old; i++)
         gw_config_free(a.old_cfgs[i]);
+    free(a.old_cfgs);
     gw_config_free(a.cfg);
     gw_log(GW_LOG_INFO, NULL, "event=exit");
     return 0;

@@ -7,6 +7,7 @@
 #include "gateway/admin.h"
 #include "gateway/call.h"
 #include "gateway/dispatch.h"
+#include "gateway/log.h"
 #include "tables/row.h"
 
 struct gw_proxy {
@@ -69,6 +70,11 @@ void gw_proxy_free(gw_proxy_t *p)
     if (!p)
         return;
     gw_ctx_t *ctx = &p->ctx;
+    if (ctx->active) {
+        gw_log(GW_LOG_WARN, NULL, "event=calls_aborted_at_exit active=%zu", ctx->active);
+        ctx->n_observers = 0; /* the sink may be closed: these rows cannot be written */
+        gw_call_abort_all(ctx);
+    }
     gw_pool_retire(ctx->pool);
     for (size_t i = 0; i < ctx->n_retired; i++)
         gw_pool_retire(ctx->retired[i]);

@@ -23,6 +23,22 @@ typedef enum { C_READ_HEAD, C_READ_BODY, C_HANDLING, C_LINGER, C_CLOSING } conn_
 
 #define LINGER_MS 2000 /* read and drop a refused body this long so the client sees our answer */
 
+/* Chunked framing, checked on the raw bytes before llhttp sees them (see check_chunked). */
+typedef enum {
+    CK_OFF = 0,
+    CK_SIZE,     /* chunk-size digits */
+    CK_EXT,      /* after the digits: BWS, chunk extensions, up to CR */
+    CK_SIZE_LF,  /* CR seen at the end of the size line */
+    CK_DATA,     /* chunk data, ck_left bytes to go */
+    CK_DATA_CR,  /* the CRLF after chunk data */
+    CK_DATA_LF,
+    CK_TR_START, /* start of a trailer line, or the final CRLF */
+    CK_TR_NAME,
+    CK_TR_VALUE,
+    CK_TR_LF,    /* CR seen at the end of a trailer line */
+    CK_END_LF,   /* CR of the final empty line seen */
+} ck_state_t;
+
 struct hdr {
     gw_str_t name, value;
 };
@@ -70,6 +86,9 @@ struct gw_conn {
     gw_buf_t in;    /** unparsed bytes (after a paused message, or read while handling) */
     size_t header_bytes;
     uint32_t last4; /** last bytes of the header block for CRLFCRLF detection */
+    ck_state_t ck;  /** chunked-body check state; CK_OFF when the body is not chunked or ended */
+    bool ck_digit;  /** a size digit seen on this size line */
+    uint64_t ck_size, ck_left, ck_total; /** size being read, data left in the chunk, sum of sizes */
     bool headers_seen, keepalive, reading, in_process;
     int open_handles;
     size_t queued;
@@ -179,6 +198,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     gw_conn_t *c = conn_of(p);
     if (over_header_limit(c, n) < 0)
         return HPE_USER;
+    if (c->headers_seen)
+        return 0; /* a trailer field: checked by check_chunked, never merged into the headers */
     if (c->req->in_value)
         commit_header(c->req);
     gw_buf_append(&c->req->field, at, n);
@@ -190,9 +211,39 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     gw_conn_t *c = conn_of(p);
     if (over_header_limit(c, n) < 0)
         return HPE_USER;
+    if (c->headers_seen)
+        return 0; /* trailer (RFC 9112 §7.1.2: a recipient may discard trailer fields) */
     c->req->in_value = true;
     gw_buf_append(&c->req->value, at, n);
     return 0;
+}
+
+/* RFC 9110 §5.6.2 token characters (field names). */
+static bool is_tchar(unsigned char ch)
+{
+    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
+        return true;
+    return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+static bool is_token(gw_str_t s)
+{
+    if (!s.len)
+        return false;
+    for (size_t i = 0; i < s.len; i++)
+        if (!is_tchar((unsigned char)s.base[i]))
+            return false;
+    return true;
+}
+
+/* Transfer-Encoding value, with optional whitespace around it, is exactly "chunked". */
+static bool is_plain_chunked(gw_str_t v)
+{
+    while (v.len && (v.base[0] == ' ' || v.base[0] == '\t'))
+        v.base++, v.len--;
+    while (v.len && (v.base[v.len - 1] == ' ' || v.base[v.len - 1] == '\t'))
+        v.len--;
+    return gw_str_ieq(v, "chunked");
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -204,20 +255,44 @@ static int on_headers_complete(llhttp_t *p)
     r->http10 = p->http_major == 1 && p->http_minor == 0;
     c->headers_seen = true;
     c->state = C_READ_BODY;
-    /* RFC 9112 §3.2: exactly one Host in HTTP/1.1. §6.1: Transfer-Encoding is not HTTP/1.0. */
-    size_t hosts = 0;
-    bool te = false, expect_continue = false;
+    /* agate never switches protocols: ignore Upgrade (RFC 9110 §7.8) so llhttp keeps parsing the
+     * connection as HTTP/1.1 and a pipelined request after this one is read as a request. */
+    p->upgrade = 0;
+    /* RFC 9112 §3.2: exactly one Host in HTTP/1.1. §6.1: Transfer-Encoding is not HTTP/1.0.
+     * Field names are tokens (RFC 9110 §5.1): llhttp 8.1 lets a space in a name, or an empty name,
+     * through. The only transfer coding agate decodes is chunked, alone: llhttp 8.1 reads
+     * "gzip, chunked" as plain chunked, which would hand the gzip bytes on as the body. */
+    size_t hosts = 0, tes = 0;
+    bool te_ok = true, expect_continue = false;
     for (size_t i = 0; i < r->n_hdrs; i++) {
-        if (gw_str_ieq(r->hdrs[i].name, "host"))
+        if (!is_token(r->hdrs[i].name)) {
+            r->err = GW_ERR_BAD_HTTP;
+            return HPE_USER;
+        }
+        if (gw_str_ieq(r->hdrs[i].name, "host")) {
             hosts++;
-        else if (gw_str_ieq(r->hdrs[i].name, "transfer-encoding"))
-            te = true;
-        else if (gw_str_ieq(r->hdrs[i].name, "expect") && gw_str_ieq(r->hdrs[i].value, "100-continue"))
+        } else if (gw_str_ieq(r->hdrs[i].name, "transfer-encoding")) {
+            tes++;
+            te_ok = te_ok && is_plain_chunked(r->hdrs[i].value);
+        } else if (gw_str_ieq(r->hdrs[i].name, "expect") && gw_str_ieq(r->hdrs[i].value, "100-continue")) {
             expect_continue = true;
+        }
     }
-    if ((!r->http10 && hosts != 1) || hosts > 1 || (r->http10 && te)) {
+    if ((!r->http10 && hosts != 1) || hosts > 1 || (r->http10 && tes) || tes > 1 || !te_ok) {
         r->err = GW_ERR_BAD_HTTP;
         return HPE_USER;
+    }
+    /* A declared body over the limit is refused now (RFC 9110 §15.5.14), before any 100 Continue
+     * invites the client to send it. */
+    if (!(p->flags & F_CHUNKED) && (p->flags & F_CONTENT_LENGTH) && p->content_length > c->limits->max_body_bytes) {
+        r->body_bytes = (size_t)(p->content_length > SIZE_MAX ? SIZE_MAX : p->content_length);
+        r->err = GW_ERR_TOO_LARGE;
+        return HPE_USER;
+    }
+    if (p->flags & F_CHUNKED) {
+        c->ck = CK_SIZE;
+        c->ck_digit = false;
+        c->ck_size = c->ck_total = 0;
     }
     c->keepalive = llhttp_should_keep_alive(p) != 0;
     if (expect_continue && !r->http10) {
@@ -452,6 +527,12 @@ static void on_handle_closed(uv_handle_t *h)
         c->next->prev = c->prev;
     s->n_conns--;
     free(c);
+    if (s->closing) {
+        /* gw_server_close ran: the server outlives its last connection and its listener. */
+        if (s->n_conns == 0 && !s->listening)
+            free(s);
+        return;
+    }
     if (s->draining && s->n_conns == 0 && s->on_drained) {
         void (*cb)(void *) = s->on_drained;
         s->on_drained = NULL;
@@ -564,6 +645,7 @@ static void finish_request(gw_conn_t *c)
     c->state = C_READ_HEAD;
     c->header_bytes = 0;
     c->last4 = 0;
+    c->ck = CK_OFF;
     c->headers_seen = false;
     llhttp_resume(&c->parser);
     uv_timer_start(&c->timer, on_timer, (uint64_t)c->limits->keepalive_timeout_ms, 0);
@@ -574,10 +656,11 @@ static void finish_request(gw_conn_t *c)
 }
 
 /* Reject bytes llhttp 8.1 would accept leniently (STYLE.md §6): bare CR, obs-fold, CTLs.
- * Scans the header block only; returns -1 on a bad byte. Tracks the block end across reads. */
-static int prescan(gw_conn_t *c, const char *data, size_t len)
+ * Scans the header block only; returns -1 on a bad byte, else how many bytes of data belong to
+ * the header block (len when its end is not in data yet). Tracks the block end across reads. */
+static ssize_t prescan(gw_conn_t *c, const char *data, size_t len)
 {
-    for (size_t i = 0; i < len && !c->headers_seen; i++) {
+    for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)data[i];
         unsigned char prev = (unsigned char)(c->last4 & 0xFF);
         if (prev == '\r' && ch != '\n')
@@ -588,9 +671,116 @@ static int prescan(gw_conn_t *c, const char *data, size_t len)
             return -1;
         c->last4 = (c->last4 << 8) | ch;
         if (c->last4 == 0x0D0A0D0A)
-            break;
+            return (ssize_t)(i + 1);
     }
-    return 0;
+    return (ssize_t)len;
+}
+
+/* Chunked framing (RFC 9112 §7.1), checked on the raw bytes before llhttp parses them, because
+ * llhttp 8.1 accepts any two bytes in place of the CRLF after chunk data (a request smuggled in
+ * the "data" would run) and does not hold trailer lines to the header rules (obs-fold, bare CR,
+ * CTLs, names). Also refuses a chunk that takes the body past the limit as soon as its size is
+ * read (413 at once, a 2^63 size included), instead of waiting for the data. Returns 0, or
+ * GW_ERR_BAD_HTTP / GW_ERR_TOO_LARGE; c->ck is CK_OFF once the message's last byte was seen
+ * (bytes after it are the next request's). */
+static gw_err_kind_t check_chunked(gw_conn_t *c, const char *data, size_t len)
+{
+    uint64_t max = c->limits->max_body_bytes;
+    for (size_t i = 0; i < len && c->ck != CK_OFF; i++) {
+        unsigned char ch = (unsigned char)data[i];
+        switch (c->ck) {
+        case CK_SIZE: {
+            int d = ch >= '0' && ch <= '9' ? ch - '0'
+                    : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                    : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                               : -1;
+            if (d >= 0) {
+                c->ck_digit = true;
+                c->ck_size = c->ck_size * 16 + (uint64_t)d;
+                if (c->ck_size > max - c->ck_total)
+                    return GW_ERR_TOO_LARGE;
+                break;
+            }
+            if (!c->ck_digit)
+                return GW_ERR_BAD_HTTP;
+            if (ch == '\r')
+                c->ck = CK_SIZE_LF;
+            else if (ch == ';' || ch == ' ' || ch == '\t')
+                c->ck = CK_EXT;
+            else
+                return GW_ERR_BAD_HTTP;
+            break;
+        }
+        case CK_EXT:
+            if (ch == '\r')
+                c->ck = CK_SIZE_LF;
+            else if ((ch < 0x20 && ch != '\t') || ch == 0x7F)
+                return GW_ERR_BAD_HTTP;
+            break;
+        case CK_SIZE_LF:
+            if (ch != '\n')
+                return GW_ERR_BAD_HTTP;
+            c->ck_total += c->ck_size;
+            c->ck_left = c->ck_size;
+            c->ck = c->ck_size ? CK_DATA : CK_TR_START;
+            break;
+        case CK_DATA: {
+            size_t take = len - i;
+            if ((uint64_t)take > c->ck_left)
+                take = (size_t)c->ck_left;
+            c->ck_left -= take;
+            i += take - 1;
+            if (!c->ck_left)
+                c->ck = CK_DATA_CR;
+            break;
+        }
+        case CK_DATA_CR:
+            if (ch != '\r')
+                return GW_ERR_BAD_HTTP;
+            c->ck = CK_DATA_LF;
+            break;
+        case CK_DATA_LF:
+            if (ch != '\n')
+                return GW_ERR_BAD_HTTP;
+            c->ck = CK_SIZE;
+            c->ck_digit = false;
+            c->ck_size = 0;
+            break;
+        case CK_TR_START:
+            if (ch == '\r')
+                c->ck = CK_END_LF;
+            else if (is_tchar(ch))
+                c->ck = CK_TR_NAME; /* SP/HTAB here is obs-fold, ':' an empty name: both refused */
+            else
+                return GW_ERR_BAD_HTTP;
+            break;
+        case CK_TR_NAME:
+            if (ch == ':')
+                c->ck = CK_TR_VALUE;
+            else if (!is_tchar(ch))
+                return GW_ERR_BAD_HTTP;
+            break;
+        case CK_TR_VALUE:
+            if (ch == '\r')
+                c->ck = CK_TR_LF;
+            else if ((ch < 0x20 && ch != '\t') || ch == 0x7F)
+                return GW_ERR_BAD_HTTP;
+            break;
+        case CK_TR_LF:
+            if (ch != '\n')
+                return GW_ERR_BAD_HTTP;
+            c->ck = CK_TR_START;
+            break;
+        case CK_END_LF:
+            if (ch != '\n')
+                return GW_ERR_BAD_HTTP;
+            c->ck = CK_OFF;
+            break;
+        case CK_OFF:
+            break;
+        }
+    }
+    return GW_ERR_NONE;
 }
 
 static void process_input(gw_conn_t *c)
@@ -604,16 +794,37 @@ static void process_input(gw_conn_t *c)
             uv_timer_start(&c->timer, on_timer, (uint64_t)c->limits->header_timeout_ms, 0);
         }
         gw_req_t *r = c->req;
-        if (!c->headers_seen && prescan(c, c->in.base, c->in.len) < 0) {
-            r->err = GW_ERR_BAD_HTTP;
+        /* The header block is fed to llhttp on its own, so that when it declares a chunked body
+         * the body bytes are checked (check_chunked) before llhttp reads them. */
+        size_t n = c->in.len;
+        gw_err_kind_t bad = GW_ERR_NONE;
+        if (!c->headers_seen) {
+            ssize_t h = prescan(c, c->in.base, c->in.len);
+            if (h < 0)
+                bad = GW_ERR_BAD_HTTP;
+            else
+                n = (size_t)h;
+        } else if (c->ck != CK_OFF) {
+            bad = check_chunked(c, c->in.base, c->in.len);
+        }
+        if (bad != GW_ERR_NONE) {
+            r->err = bad;
             gw_buf_reset(&c->in);
             dispatch(c);
             break;
         }
-        llhttp_errno_t e = llhttp_execute(&c->parser, c->in.base, c->in.len);
+        llhttp_errno_t e = llhttp_execute(&c->parser, c->in.base, n);
         if (e == HPE_OK) {
-            gw_buf_reset(&c->in);
-            break;
+            gw_buf_consume(&c->in, n);
+            if (c->in.len && !c->headers_seen) {
+                /* llhttp took the block without completing the headers: it disagrees with the
+                 * pre-scan about where they end, so the framing is not one both can vouch for. */
+                r->err = GW_ERR_BAD_HTTP;
+                gw_buf_reset(&c->in);
+                dispatch(c);
+                break;
+            }
+            continue;
         }
         if (e == HPE_PAUSED) {
             const char *pos = llhttp_get_error_pos(&c->parser);
@@ -736,7 +947,10 @@ static void on_connection(uv_stream_t *ls, int status)
     llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
     c->parser.data = c;
     c->state = C_READ_HEAD;
-    uv_timer_start(&c->timer, on_timer, (uint64_t)c->limits->keepalive_timeout_ms, 0);
+    /* A new connection owes us a request: the header timeout runs from the accept, so one that
+     * never sends a byte gives its slot back after header_timeout_ms, not keepalive_timeout_ms
+     * (which is for idle time between requests). */
+    uv_timer_start(&c->timer, on_timer, (uint64_t)c->limits->header_timeout_ms, 0);
     start_reading(c);
 }
 
@@ -853,18 +1067,36 @@ void gw_server_drain(gw_server_t *s, void (*on_drained)(void *ud), void *ud)
     }
 }
 
+/* Connections still open run on_handle_closed later, which unlinks them from s: s is freed by
+ * whichever comes last, the listener's close callback or the last connection's (freeing it here
+ * while a connection was closing was a use-after-free at shutdown). */
 void gw_server_close(gw_server_t *s)
 {
     s->closing = true;
     s->draining = true;
     s->on_drained = NULL;
-    for (gw_conn_t *c = s->conns; c; c = c->next)
+    for (gw_conn_t *c = s->conns, *n; c; c = n) {
+        n = c->next;
         close_conn(c);
+    }
     if (s->listening) {
         if (!uv_is_closing((uv_handle_t *)&s->listener))
             uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    } else {
-        free(s); /* connections hold no pointer back once closing (see on_handle_closed) */
+    } else if (s->n_conns == 0) {
+        free(s);
+    }
+}
+
+void gw_server_abort(gw_server_t *s)
+{
+    for (gw_conn_t *c = s->conns, *n; c; c = n) {
+        n = c->next;
+        gw_req_t *r = c->req;
+        if (c->state == C_HANDLING && r && !r->ended) {
+            r->refs++; /* the handler may end the response, and the connection with it */
+            req_emit(r, GW_REQ_EV_SHUTDOWN);
+            req_unref(r);
+        }
     }
 }
 
@@ -893,6 +1125,19 @@ gw_str_t gw_req_method(const gw_req_t *r)
 gw_str_t gw_req_path(const gw_req_t *r)
 {
     gw_str_t u = gw_buf_str(&r->url);
+    /* absolute-form "http://host[:port]/path" (RFC 9112 §3.2.2: a server MUST accept it): the path
+     * starts at the first '/' after the authority; none means "/". */
+    size_t skip = u.len >= 7 && strncasecmp(u.base, "http://", 7) == 0    ? 7
+                  : u.len >= 8 && strncasecmp(u.base, "https://", 8) == 0 ? 8
+                                                                           : 0;
+    if (skip) {
+        const char *slash = memchr(u.base + skip, '/', u.len - skip);
+        const char *q = memchr(u.base + skip, '?', u.len - skip);
+        if (!slash || (q && q < slash))
+            return gw_str("/");
+        u.len -= (size_t)(slash - u.base);
+        u.base = slash;
+    }
     const char *q = u.len ? memchr(u.base, '?', u.len) : NULL;
     if (q)
         u.len = (size_t)(q - u.base);

@@ -25,6 +25,13 @@ typedef void (*gw_req_handler_cb)(gw_req_t *r, void *ud);
 typedef enum {
     GW_REQ_EV_DRAINED = 1, /** the client's write queue fell below the low watermark */
     GW_REQ_EV_CLOSED,      /** the client went away before the response ended */
+    /** The process is stopping and the drain bound has passed (gw_server_abort): end the response
+     * now, with its terminal event when it is a stream (PROTOCOL.md §5.3: response.failed + error,
+     * then [DONE] on the Databricks route; a call not yet committed answers 503
+     * TEMPORARILY_UNAVAILABLE with Retry-After), write its table row, gw_req_stream_end /
+     * gw_req_respond, then gw_req_release as usual. The connection is closed shortly after
+     * whatever the handler does; a handler that ignores this event gets GW_REQ_EV_CLOSED then. */
+    GW_REQ_EV_SHUTDOWN,
 } gw_req_event_t;
 typedef void (*gw_req_event_cb)(gw_req_t *r, gw_req_event_t ev, void *ud);
 
@@ -42,7 +49,13 @@ int gw_server_listen_fd(gw_server_t *s, int fd);
 int gw_server_bind_fd(const char *host, int port, bool listen_now, int *bound_port);
 /** Stop accepting, close idle connections; on_drained fires once no connection is left. */
 void gw_server_drain(gw_server_t *s, void (*on_drained)(void *ud), void *ud);
-/** Close the listener and every connection (after drain, or at exit). Frees s in a later loop turn. */
+/** Send GW_REQ_EV_SHUTDOWN to every request still being handled (the drain bound passed). New
+ * connections are already refused by gw_server_drain; on_drained still fires once none is left. */
+void gw_server_abort(gw_server_t *s);
+/** Close the listener and every connection (after drain, or at exit): each request still being
+ * handled gets GW_REQ_EV_CLOSED synchronously, from inside this call. s is freed once the listener
+ * and the last connection have run their close callbacks (a later loop turn); do not use it after
+ * this call. */
 void gw_server_close(gw_server_t *s);
 size_t gw_server_connections(const gw_server_t *s);
 /** Swap limits for connections accepted from now on (config reload). */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include "gateway/log.h"
@@ -201,6 +202,41 @@ static void drain_info(gw_upctx_t *u)
     }
 }
 
+/* Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date, as whole seconds from now in
+ * 0..GW_UP_RETRY_AFTER_MAX; 0 when absent or unparsable. A huge delay (2147483647, or digits past
+ * any integer) is capped rather than passed on; a date in the past is 0. */
+static int parse_retry_after(const char *v, size_t len)
+{
+    while (len && (*v == ' ' || *v == '\t'))
+        v++, len--;
+    while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    if (!len)
+        return 0;
+    if (v[0] >= '0' && v[0] <= '9') {
+        long long secs = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (v[i] < '0' || v[i] > '9')
+                return 0;
+            if (secs < GW_UP_RETRY_AFTER_MAX)
+                secs = secs * 10 + (v[i] - '0');
+        }
+        return secs > GW_UP_RETRY_AFTER_MAX ? GW_UP_RETRY_AFTER_MAX : (int)secs;
+    }
+    char date[64];
+    if (len >= sizeof(date))
+        return 0;
+    memcpy(date, v, len);
+    date[len] = '\0';
+    time_t at = curl_getdate(date, NULL);
+    if (at == (time_t)-1)
+        return 0;
+    time_t now = time(NULL);
+    if (at <= now)
+        return 0;
+    return at - now > GW_UP_RETRY_AFTER_MAX ? GW_UP_RETRY_AFTER_MAX : (int)(at - now);
+}
+
 static size_t on_curl_header(char *data, size_t size, size_t n, void *ud)
 {
     gw_up_t *up = ud;
@@ -218,7 +254,7 @@ static size_t on_curl_header(char *data, size_t size, size_t n, void *ud)
         gw_buf_reset(&up->ctype);
         gw_buf_append_str(&up->ctype, v);
     } else if (len >= 12 && strncasecmp(data, "retry-after:", 12) == 0) {
-        up->retry_after = atoi(data + 12);
+        up->retry_after = parse_retry_after(data + 12, len - 12);
     } else if ((len == 2 && data[0] == '\r') || (len == 1 && data[0] == '\n')) {
         long status = 0;
         curl_easy_getinfo(up->easy, CURLINFO_RESPONSE_CODE, &status);

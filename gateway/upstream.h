@@ -24,8 +24,12 @@ typedef enum {
     GW_UP_E_OTHER,
 } gw_up_result_t;
 
+/** Retry-After values are handed on as seconds in 0..this (an hour); an HTTP-date is converted. */
+#define GW_UP_RETRY_AFTER_MAX 3600
+
 typedef struct {
-    /** Status line and headers complete (final response, not 1xx). */
+    /** Status line and headers complete (final response, not 1xx). retry_after: seconds from the
+     * upstream's Retry-After (delay or HTTP-date), capped at GW_UP_RETRY_AFTER_MAX; 0 if none. */
     void (*on_response)(void *ud, long status, gw_str_t content_type, int retry_after);
     /** Body bytes: 0 continue, GW_UP_PAUSE pause (bytes redelivered on resume), < 0 abort. */
     int (*on_data)(void *ud, const char *data, size_t len);

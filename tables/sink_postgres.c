@@ -21,7 +21,18 @@
  * everything after is PQconnectPoll / PQsendQuery* / PQflush / PQconsumeInput on a non-blocking
  * socket watched by a uv_poll_t. Multi-host connection strings may resolve later hosts from
  * PQconnectPoll on the loop: prefer a single host or hostaddr. SIGTERM: rows still queued are sent
- * for up to CLOSE_DEADLINE_MS, and whatever is left is spooled; none is lost. */
+ * for up to CLOSE_DEADLINE_MS, and whatever is left is spooled; none is lost.
+ *
+ * Closing: tb_sink_close may come while calls are still finishing. Every row written before the
+ * close callback runs is kept: sent while the deadline allows, else spooled (the spool is closed
+ * last, after the timers, and accepts rows until then). What the caller must guarantee: no
+ * tb_sink_write after the close callback (the sink is freed), so close it only once the last
+ * call that can write a row has written it (gateway/main.c waits for gw_proxy_active() == 0).
+ *
+ * Retries: a failure doubles the wait before the next connection attempt (RETRY_MIN_MS up to
+ * RETRY_MAX_MS while the database is unreachable, up to REFUSED_MAX_MS when it answers and
+ * refuses, e.g. 42501 for a role without INSERT); only a statement that succeeds resets it, so a
+ * database that accepts connections and refuses every batch is not asked again every 100 ms. */
 #include <assert.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -37,7 +48,8 @@
 #define CONNECT_TIMEOUT_MS 5000
 #define STMT_TIMEOUT_MS    15000 /* a statement slower than this: the database is stuck, spill */
 #define RETRY_MIN_MS       100
-#define RETRY_MAX_MS       2000
+#define RETRY_MAX_MS       2000  /* database unreachable: reconnect at least this often */
+#define REFUSED_MAX_MS     30000 /* reachable but refusing (permissions 42501, schema, DDL): cap */
 #define CLOSE_DEADLINE_MS  2000 /* SIGTERM: time to send the queue before spooling the rest */
 #define BATCH_MAX_BYTES    (16u << 20)
 #define ENSURED_MAX        1024
@@ -135,7 +147,8 @@ struct pg {
 
     uv_timer_t flush_timer, retry_timer, stmt_timer, close_timer;
     int open_handles; /** timers and poll handles not yet closed */
-    bool closing, finalizing, deadline_passed;
+    bool closing, finalizing, deadline_passed, spool_closing;
+    bool failing; /** since the last failure, no statement has succeeded (log and backoff state) */
     void (*on_closed)(void *);
     void *closed_ud;
     uint64_t dropped; /** rows lost by this sink (the spool counts its own) */
@@ -199,8 +212,10 @@ static bool valid_date(const char *d)
 
 static void update_state(pg_t *s)
 {
-    if (!s->spool)
+    if (!s->spool) { /* closing: the spool is gone, the counters still move */
+        s->base.rows_dropped = s->dropped + s->spool_lost_seen;
         return;
+    }
     s->base.spool_bytes = tb_spool_bytes(s->spool);
     uint64_t lost = tb_spool_lost_rows(s->spool);
     if (lost != s->spool_lost_seen) { /* spool writes failing (disk full?): rows are being lost */
@@ -492,12 +507,16 @@ static void on_retry_timer(uv_timer_t *t)
     start_connect(t->data);
 }
 
-static void schedule_retry(pg_t *s)
+static void schedule_retry(pg_t *s, bool refused)
 {
     if (s->closing)
         return;
+    int cap = refused ? REFUSED_MAX_MS : RETRY_MAX_MS;
+    if (s->retry_ms > cap)
+        s->retry_ms = cap;
+    gw_log(GW_LOG_DEBUG, NULL, "event=table_db_retry sink=postgres in_ms=%d refused=%d", s->retry_ms, refused);
     uv_timer_start(&s->retry_timer, on_retry_timer, (uint64_t)s->retry_ms, 0);
-    s->retry_ms = s->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : s->retry_ms * 2;
+    s->retry_ms = s->retry_ms * 2 > cap ? cap : s->retry_ms * 2;
 }
 
 /* Connection lost, refused, timed out or the server gave up: spill and reconnect later. */
@@ -506,8 +525,10 @@ static void conn_failed(pg_t *s, const char *why, const char *detail)
     char msg[256];
     one_line(detail, msg, sizeof(msg));
     uint64_t t = now_ms(s);
-    if (!s->db_down || t - s->down_logged_ms >= DOWN_LOG_EVERY_MS) {
-        gw_log(s->db_down ? GW_LOG_WARN : GW_LOG_ERROR, NULL,
+    /* One line per outage, then one per DOWN_LOG_EVERY_MS: a connection that succeeds and a
+     * statement that fails again (a refusal) is the same outage until a statement succeeds. */
+    if (!s->failing || t - s->down_logged_ms >= DOWN_LOG_EVERY_MS) {
+        gw_log(s->failing ? GW_LOG_WARN : GW_LOG_ERROR, NULL,
                "event=table_db_down sink=postgres reason=%s error=\"%s\" queued=%zu action=spool", why, msg,
                s->q_rows + s->batch_n);
         s->down_logged_ms = t;
@@ -515,8 +536,9 @@ static void conn_failed(pg_t *s, const char *why, const char *detail)
     return_batch(s);
     teardown(s);
     s->db_down = true;
+    s->failing = true;
     spill_queue(s);
-    schedule_retry(s);
+    schedule_retry(s, strcmp(why, "statement_failed") == 0 || strcmp(why, "ddl_failed") == 0);
     update_state(s);
     maybe_finish(s);
 }
@@ -528,8 +550,7 @@ static void on_connected(pg_t *s)
         conn_failed(s, "setup", PQerrorMessage(s->conn));
         return;
     }
-    s->cs = C_READY;
-    s->retry_ms = RETRY_MIN_MS;
+    s->cs = C_READY; /* retry_ms is reset by a statement that succeeds, not by connecting */
     gw_log(GW_LOG_INFO, NULL,
            "event=table_db_connected sink=postgres host=%s port=%s db=%s spooled_bytes=%" PRIu64,
            PQhost(s->conn), PQport(s->conn), PQdb(s->conn), tb_spool_bytes(s->spool));
@@ -846,6 +867,8 @@ static void statement_done(pg_t *s)
     s->st = ST_NONE;
     s->cs = C_READY;
     if (!s->err_state[0] && !s->err_msg[0]) {
+        s->retry_ms = RETRY_MIN_MS;
+        s->failing = false;
         if (st == ST_DDL) {
             commit_marks(s);
             if (!s->batch) {
@@ -1044,7 +1067,15 @@ static void pg_write(tb_sink_t *base, const char *table, const char *date, gw_st
 {
     pg_t *s = (pg_t *)base;
     if (s->finalizing) {
-        drop_rows(s, table, "closed", 1);
+        /* Closing and past the queue: the spool, open until the very end, takes the row. */
+        if (!s->spool || !valid_table(table) || !valid_date(date)) {
+            drop_rows(s, table, s->spool ? "bad_table_name" : "closed", 1);
+            return;
+        }
+        tb_row_t *late = tb_row_new(table, date, row);
+        to_spool(s, late);
+        free(late);
+        update_state(s);
         return;
     }
     if (!valid_table(table) || !valid_date(date)) {
@@ -1111,16 +1142,23 @@ static void on_spool_closed(void *ud)
 {
     pg_t *s = ud;
     s->spool = NULL;
-    if (s->open_handles == 0)
-        free_sink(s);
+    free_sink(s);
+}
+
+/* The spool is closed last, once every handle is: until then a late row still reaches it. */
+static void close_spool_if_done(pg_t *s)
+{
+    if (s->open_handles == 0 && s->spool && !s->spool_closing) {
+        s->spool_closing = true;
+        tb_spool_close(s->spool, on_spool_closed, s);
+    }
 }
 
 static void on_handle_closed(uv_handle_t *h)
 {
     pg_t *s = h->data;
     s->open_handles--;
-    if (s->open_handles == 0 && !s->spool)
-        free_sink(s);
+    close_spool_if_done(s);
 }
 
 /* Closing ends once the queue is in the database or the spool and nothing is in flight. */
@@ -1129,8 +1167,7 @@ static void maybe_finish(pg_t *s)
     if (!s->closing)
         return;
     if (s->finalizing) {
-        if (s->open_handles == 0 && !s->spool)
-            free_sink(s);
+        close_spool_if_done(s);
         return;
     }
     bool connected = s->cs == C_READY || s->cs == C_BUSY;
@@ -1148,7 +1185,6 @@ static void maybe_finish(pg_t *s)
     uv_close((uv_handle_t *)&s->retry_timer, on_handle_closed);
     uv_close((uv_handle_t *)&s->stmt_timer, on_handle_closed);
     uv_close((uv_handle_t *)&s->close_timer, on_handle_closed);
-    tb_spool_close(s->spool, on_spool_closed, s);
 }
 
 static void on_close_deadline(uv_timer_t *t)

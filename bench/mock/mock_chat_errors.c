@@ -39,6 +39,9 @@ static const mock_step_t sc_error_first[] = {
     S_DATA("{\"error\":{\"message\":\"model overloaded\",\"type\":\"server_error\",\"code\":\"overloaded\"}}"),
     S_END,
 };
+static const mock_step_t sc_done_then_hold[] = {
+    S_ROLE, S_TEXT("Hi"), S_TEXT(" there!"), S_FINISH("stop"), S_USAGE(12, 3), S_DONE, S_HOLD,
+};
 static const mock_step_t sc_abrupt_close[] = {
     S_ROLE, S_TEXT("Hi"), S_CLOSE,
 };
@@ -52,6 +55,7 @@ static const mock_chat_sc_t scenarios[] = {
     SC("error_first", sc_error_first, SF_STREAM_ONLY),
     SC("abrupt_close", sc_abrupt_close, SF_STREAM_ONLY),
     SC("eof_after_finish", sc_eof_after_finish, 0),
+    SC("done_then_hold", sc_done_then_hold, SF_STREAM_ONLY),
     SC_HTTP("http400", 400, "application/json", "",
             "{\"error\":{\"message\":\"bad request from upstream\",\"type\":\"invalid_request_error\","
             "\"param\":null,\"code\":null}}"),

@@ -4,7 +4,7 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startMock, startAgate, makeTempDir, http, sse, crid, readTable, waitFor, waitRow, sleep, checkErrorReply,
+  startMock, startAgate, makeTempDir, http, sse, crid, readTable, waitFor, waitRow, sleep, checkErrorReply, stopEach,
 } from './lib.mjs';
 
 const T = { timeout: 60_000 };
@@ -35,6 +35,21 @@ async function requestsPer(ms) {
   return out;
 }
 
+/** Requests in flight at the gateway (the /metrics request itself excluded). */
+async function active(agate) {
+  const m = await http('GET', `${agate.base}/metrics`);
+  const v = /^agate_requests_active (\d+)$/m.exec(m.text);
+  assert.ok(v, 'agate_requests_active in /metrics');
+  return Number(v[1]) - 1;
+}
+
+/** Waits (bounded) until the mock has received `n` requests and the gateway has `inflight` in flight. */
+async function waitInFlight(agate, mock, n, inflight) {
+  await waitFor(async () => (await mock.stats()).requests === n && (await active(agate)) === inflight, 5000,
+    `the mock to have ${n} request(s) and the gateway ${inflight} in flight`,
+    { seen: async () => `mock requests=${(await mock.stats()).requests}, gateway in flight=${await active(agate)}` });
+}
+
 async function stopAll(list) {
   for (const x of list) {
     try { await x.stop(); } catch { /* a replica killed on purpose reports its death here */ }
@@ -48,7 +63,7 @@ describe('distribution', () => {
     try {
       for (let i = 0; i < 300; i++) assert.equal((await ask(agate)).status, 200);
       assert.deepEqual(await requestsPer(ms), [100, 100, 100]);
-    } finally { await agate.stop(); await stopAll(ms); }
+    } finally { await stopEach(agate, ...ms); }
   });
 
   test('weighted 1:2:3 gives 100/200/300 of 600 requests', T, async () => {
@@ -58,7 +73,7 @@ describe('distribution', () => {
     try {
       for (let i = 0; i < 600; i++) assert.equal((await ask(agate)).status, 200);
       assert.deepEqual(await requestsPer(ms), [100, 200, 300]);
-    } finally { await agate.stop(); await stopAll(ms); }
+    } finally { await stopEach(agate, ...ms); }
   });
 
   test('p2c_ewma sends measurably less traffic to a slow replica', T, async () => {
@@ -79,7 +94,7 @@ describe('distribution', () => {
       const total = s + f1 + f2;
       assert.ok(total > 30, `enough requests ran (${total})`);
       assert.ok(s / total < 0.15, `slow replica got ${s} of ${total} (< 15%)`);
-    } finally { await agate.stop(); await stopAll(ms); }
+    } finally { await stopEach(agate, ...ms); }
   });
 });
 
@@ -92,26 +107,50 @@ test('connection reuse: 20 sequential requests to one replica open 1 connection'
     const after = (await m.stats()).connections;
     // +1 for each /stats call of ours (a fresh fetch connection), +1 for agate's pooled one.
     assert.ok(after - before <= 2, `connections opened: ${after - before}`);
-  } finally { await agate.stop(); await m.stop(); }
+  } finally { await stopEach(agate, m); }
 });
 
 describe('failures before the first byte are retried elsewhere', () => {
   test('a killed replica costs no request; it is ejected, then readmitted when it returns', T, async () => {
     const ms = await mocks(3);
+    // base_ejection_ms 2000: long enough that the ejected state is seen by polling /readyz, not
+    // inferred from a request count (a 400 ms ejection could expire before a read after N requests).
     const { agate, tablesDir } = await stack([endpoint('lb', ms, {
       strategy: 'round_robin', retries: 1,
-      outlier: { consecutive_failures: 2, base_ejection_ms: 400, max_ejected_percent: 50 },
+      outlier: { consecutive_failures: 2, base_ejection_ms: 2000, max_ejected_percent: 50 },
     })]);
     const deadPort = ms[0].port;
+    const healthy = async () => (await http('GET', `${agate.base}/readyz`)).json.endpoints[0].healthy;
     let revived;
     try {
       ms[0].proc.kill('SIGKILL');
-      await sleep(100);
-      for (let i = 0; i < 60; i++) assert.equal((await ask(agate)).status, 200, `request ${i}`);
-      // Rows show retries: some attempt lists start with a failed attempt on the dead replica.
-      await waitFor(() => readTable(tablesDir).length >= 60, 5000, 'rows');
-      const rows = readTable(tablesDir);
-      const retried = rows.filter((r) => r.attempt_count === 2);
+      await ms[0].exited;
+      // Phase 1: requests until /readyz shows the dead replica ejected (bounded by time and count).
+      const ids = [];
+      const deadline = Date.now() + 10_000;
+      let h = 3;
+      for (let sent = 0; h !== 2; sent++) {
+        assert.ok(sent < 100 && Date.now() < deadline, `/readyz shows 2 of 3 healthy within 100 requests and 10 s (sent ${sent}, healthy=${h})`);
+        const id = crid('lb-kill');
+        ids.push(id);
+        assert.equal((await ask(agate, 'lb', 'hi', { client_request_id: id })).status, 200, `request ${sent}`);
+        h = await healthy();
+      }
+      // Phase 2: while ejected, the dead replica is skipped: a request whose /readyz reads before
+      // and after both show it ejected made one attempt (one request cannot re-eject it: that
+      // takes 2 consecutive failures and its retry goes to another replica).
+      const whileEjected = [];
+      for (let i = 0; i < 20; i++) {
+        const id = crid('lb-ej');
+        const before = await healthy();
+        assert.equal((await ask(agate, 'lb', 'hi', { client_request_id: id })).status, 200, `ejected-phase request ${i}`);
+        if (before === 2 && (await healthy()) === 2) whileEjected.push(id);
+        ids.push(id);
+      }
+      assert.ok(whileEjected.length >= 1, `some requests ran while the replica was ejected (${whileEjected.length})`);
+      await waitFor(() => readTable(tablesDir).length >= ids.length, 5000, `${ids.length} rows`, { seen: () => `${readTable(tablesDir).length} rows` });
+      const rows = new Map(readTable(tablesDir).map((r) => [r.client_request_id, r]));
+      const retried = ids.map((id) => rows.get(id)).filter((r) => r.attempt_count === 2);
       assert.ok(retried.length >= 1, 'at least one request was retried');
       for (const r of retried) {
         assert.equal(r.attempts[0].outcome, 'retry');
@@ -119,21 +158,17 @@ describe('failures before the first byte are retried elsewhere', () => {
         assert.equal(r.attempts[1].outcome, 'ok');
         assert.notEqual(r.attempts[0].replica, r.attempts[1].replica);
       }
-      // Ejected: after the streak, the dead replica is skipped (not every 3rd request retried).
-      assert.ok(retried.length <= 6, `ejection stopped the retries (${retried.length} retried)`);
-      const ready = (await http('GET', `${agate.base}/readyz`)).json;
-      assert.equal(ready.endpoints[0].healthy, 2);
+      for (const id of whileEjected) assert.equal(rows.get(id).attempt_count, 1, `request ${id} sent while ejected made one attempt`);
       // Revive on the same port: after the ejection expires it gets traffic again.
       revived = await startMock(['--port', String(deadPort)]);
-      await sleep(500);
       await waitFor(async () => {
         for (let i = 0; i < 6; i++) await ask(agate);
         return (await revived.stats()).requests > 0;
-      }, 8000, 'revived replica gets traffic');
+      }, 15_000, 'revived replica gets traffic', { seen: async () => `revived requests=${(await revived.stats()).requests}, healthy=${await healthy()}` });
+      await waitFor(async () => (await healthy()) === 3, 5000, '/readyz to show 3 healthy replicas', { seen: async () => `healthy=${await healthy()}` });
     } finally {
-      await agate.stop();
-      await stopAll(ms);
-      if (revived) await revived.stop();
+      await stopEach(agate, ...ms.slice(1), revived);
+      await ms[0].stop().catch(() => {}); // killed on purpose: its stop reports the SIGKILL
     }
   });
 
@@ -154,8 +189,7 @@ describe('failures before the first byte are retried elsewhere', () => {
       for (const r of timedOut) assert.equal(r.finish_status, 'completed');
     } finally {
       ms[0].proc.kill('SIGCONT');
-      await agate.stop();
-      await stopAll(ms);
+      await stopEach(agate, ...ms);
     }
   });
 
@@ -172,7 +206,7 @@ describe('failures before the first byte are retried elsewhere', () => {
       const row = await waitRow(tablesDir, (r) => r.client_request_id === id);
       assert.equal(row.attempt_count, 1);
       assert.equal((await good.stats()).requests, 0, 'the healthy replica never saw the request');
-    } finally { await agate.stop(); await stopAll([bad, good]); }
+    } finally { await stopEach(agate, bad, good); }
   });
 });
 
@@ -195,7 +229,7 @@ describe('429 and fallbacks', () => {
       assert.equal(row.attempt_count, 3);
       assert.deepEqual(row.attempts.map((a) => a.served_entity_name), ['lb', 'lb', 'spare']);
       assert.deepEqual(row.attempts.map((a) => a.status_code), [429, 429, 200]);
-    } finally { await agate.stop(); await stopAll([...limited, spare]); }
+    } finally { await stopEach(agate, ...limited, spare); }
   });
 
   test('all replicas 429 and no fallback → 429 REQUEST_LIMIT_EXCEEDED with Retry-After, both routes', T, async () => {
@@ -208,7 +242,7 @@ describe('429 and fallbacks', () => {
       const d = await http('POST', `${agate.base}/serving-endpoints/lb/invocations`, { body: { input: 'hi' } });
       checkErrorReply(d, { status: 429, error_code: 'REQUEST_LIMIT_EXCEEDED' });
       assert.equal((await requestsPer(limited)).reduce((a, b) => a + b, 0), 4, 'two attempts per request');
-    } finally { await agate.stop(); await stopAll(limited); }
+    } finally { await stopEach(agate, ...limited); }
   });
 });
 
@@ -226,7 +260,7 @@ test('active health checks drive /readyz', T, async () => {
     const r = await http('GET', `${agate.base}/readyz`);
     assert.equal(r.json.status, 'not_ready');
     assert.equal(r.json.endpoints[0].healthy, 0);
-  } finally { await agate.stop(); await stopAll(ms); }
+  } finally { try { await agate.stop(); } finally { await stopAll(ms); } } // both SIGKILLed on purpose
 });
 
 after(() => {});
@@ -257,7 +291,7 @@ test('traffic split: 80/20 over two served entities, recorded per row', T, async
     assert.ok(rows.every((r) => r.endpoint_name === 'split'));
     const ids = new Set(rows.map((r) => `${r.served_entity_name}:${r.served_entity_id}`));
     assert.equal(ids.size, 2, 'one served_entity_id per entity');
-  } finally { await agate.stop(); await stopAll([a, b]); }
+  } finally { await stopEach(agate, a, b); }
 });
 
 test('max_concurrent without a queue (queue_timeout_ms 0): all at cap → 503 with Retry-After at once', T, async () => {
@@ -267,12 +301,12 @@ test('max_concurrent without a queue (queue_timeout_ms 0): all at cap → 503 wi
   })));
   try {
     const first = ask(agate); // occupies the only slot for ~1 s
-    await sleep(100);
+    await waitInFlight(agate, slow, 1, 1);
     const r = await ask(agate);
     checkErrorReply(r, { status: 503, error_code: 'TEMPORARILY_UNAVAILABLE' });
     assert.equal(r.headers.get('retry-after'), '1');
     assert.equal((await first).status, 200);
-  } finally { await agate.stop(); await slow.stop(); }
+  } finally { await stopEach(agate, slow); }
 });
 
 test('max_concurrent with a queue: waiting requests start as slots free up, or 503 after queue_timeout_ms', T, async () => {
@@ -284,10 +318,11 @@ test('max_concurrent with a queue: waiting requests start as slots free up, or 5
     const t0 = Date.now();
     // 2 run at once, 2 wait in the queue, the 5th finds the queue full: 503 at once.
     const reqs = Array.from({ length: 4 }, () => ask(agate));
-    await sleep(150);
+    await waitInFlight(agate, slow, 2, 4); // 2 at the mock, 2 in the queue
+    const t1 = Date.now();
     const overflow = await ask(agate);
     checkErrorReply(overflow, { status: 503, error_code: 'TEMPORARILY_UNAVAILABLE' });
-    assert.ok(Date.now() - t0 < 900, 'the overflow was refused without waiting');
+    assert.ok(Date.now() - t1 < 500, `the overflow was refused without waiting (${Date.now() - t1} ms)`);
     const rs = await Promise.all(reqs);
     for (const r of rs) assert.equal(r.status, 200);
     const took = Date.now() - t0;
@@ -296,7 +331,7 @@ test('max_concurrent with a queue: waiting requests start as slots free up, or 5
     await waitFor(() => readTable(tablesDir).length >= 5, 5000, 'rows');
     const queued = readTable(tablesDir).filter((r) => r.status_code === 200 && r.queue_ms >= 700);
     assert.equal(queued.length, 2, 'two rows show the time spent waiting for a slot');
-  } finally { await agate.stop(); await slow.stop(); }
+  } finally { await stopEach(agate, slow); }
 });
 
 test('max_concurrent queue timeout → 503 in the route shape', T, async () => {
@@ -306,14 +341,14 @@ test('max_concurrent queue timeout → 503 in the route shape', T, async () => {
   }]);
   try {
     const first = ask(agate);
-    await sleep(100);
+    await waitInFlight(agate, slow, 1, 1);
     const t0 = Date.now();
     const r = await http('POST', `${agate.base}/serving-endpoints/lb/invocations`, { body: { input: 'hi' } });
     checkErrorReply(r, { status: 503, error_code: 'TEMPORARILY_UNAVAILABLE' });
     assert.match(r.json.message, /queue timeout/);
     assert.ok(Date.now() - t0 >= 180, 'it waited for the queue timeout');
     assert.equal((await first).status, 200);
-  } finally { await agate.stop(); await slow.stop(); }
+  } finally { await stopEach(agate, slow); }
 });
 
 test('faults during a concurrent load: SIGKILL one replica and SIGSTOP another mid-run', { timeout: 60_000 }, async () => {
@@ -362,7 +397,6 @@ test('faults during a concurrent load: SIGKILL one replica and SIGSTOP another m
       'the killed replica is ejected');
   } finally {
     try { ms[1].proc.kill('SIGCONT'); } catch { /* gone */ }
-    await agate.stop();
-    await stopAll(ms);
+    try { await agate.stop(); } finally { await stopAll(ms); } // ms[0] was SIGKILLed on purpose
   }
 });

@@ -213,7 +213,7 @@ describe('connection reuse', () => {
         buildRequest('POST', '/v1/responses', { body: { model: 'chat-agent', input: 'hello mock:text', client_request_id: ids[1] } }),
       ]));
       // While the first (≈2 s) stream runs, the second must not have reached the upstream.
-      await c.wait((x) => x.text().includes('response.output_text.delta'), 5000, 'the first delta of the first response');
+      await c.waitText('response.output_text.delta', 5000, 'the first delta of the first response');
       const mid = await mockStats(stack.mock);
       assert.equal(mid.requests - before.requests, 1, 'only the first request was sent upstream while its response streams');
       assert.equal(finals(c.parse().responses).length, 1, 'only the first response has started');
@@ -271,7 +271,7 @@ describe('protocol details', () => {
     const c = await connect(port);
     try {
       await c.write(`POST /v1/responses HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\n\r\n`);
-      await c.wait((x) => x.text().includes('\r\n\r\n'), 3000, 'an interim response before the body is sent');
+      await c.waitText('\r\n\r\n', 3000, 'an interim response before the body is sent');
       assert.ok(c.text().startsWith('HTTP/1.1 100 Continue\r\n\r\n'), `interim response: ${JSON.stringify(c.text().slice(0, 60))}`);
       await c.write(body);
       await c.waitResponses(1);
@@ -288,7 +288,7 @@ describe('protocol details', () => {
     const c = await connect(port);
     try {
       await c.write(buildRequest('HEAD', '/healthz'));
-      await c.wait((x) => x.text().includes('\r\n\r\n'), 3000, 'the HEAD response head');
+      await c.waitText('\r\n\r\n', 3000, 'the HEAD response head');
       await sleep(200);
       const [head] = c.parse({ headFor: () => true }).responses;
       assert.equal(head.status, 200);

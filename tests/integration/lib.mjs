@@ -1,6 +1,6 @@
 // Harness for agate's integration and conformance tests (node:test + the openai SDK).
 //
-// Everything here is bounded: every wait has a timeout (<= 10 s), every loop a count limit,
+// Everything here is bounded: every wait has a timeout the caller states, every loop a count limit,
 // every spawned process is killed in stop() (SIGTERM, then SIGKILL after 3 s) and, as a last
 // resort, when this test process exits.
 //
@@ -14,8 +14,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
+import { after as afterFile } from 'node:test';
 
-export const WAIT_MS = 10_000; // upper bound for any single wait or request
+export const WAIT_MS = 10_000; // default bound for a single request or wait when the caller names none
 const LOG_CAP = 2 * 1024 * 1024; // keep at most this many bytes of child stderr
 
 const live = new Set();
@@ -23,6 +24,23 @@ process.on('exit', () => {
   for (const p of live) {
     try { p.kill('SIGKILL'); } catch { /* already gone */ }
   }
+});
+
+// Safety net for a `finally` that missed a process: once the file's tests and hooks are over, a
+// gateway or mock still alive would keep the runner waiting on its pipes until ctest's timeout.
+// After the last hook a timer that does not hold the process open kills whatever is left and fails
+// the file naming it; with nothing left, the process exits before the timer fires.
+const LEFTOVER_GRACE_MS = 15_000;
+afterFile(() => {
+  setTimeout(() => {
+    if (live.size === 0) return;
+    const left = [...live].map((p) => `${p.agateLabel ?? 'process'} pid ${p.pid}`);
+    for (const p of live) {
+      try { p.kill('SIGKILL'); } catch { /* already gone */ }
+    }
+    process.stderr.write(`\n!!! processes left running after the tests (a finally did not stop them): ${left.join(', ')}\n`);
+    process.exitCode = 1;
+  }, LEFTOVER_GRACE_MS).unref();
 });
 
 function requireBin(name) {
@@ -34,27 +52,36 @@ function requireBin(name) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls fn() until it returns a truthy value (returned) or ms elapse (throws). */
-export async function waitFor(fn, ms = 5000, what = 'condition', intervalMs = 25) {
-  const limit = Math.min(ms, WAIT_MS);
-  const deadline = Date.now() + limit;
-  const maxIter = Math.ceil(limit / intervalMs) + 2;
+/**
+ * Polls fn() until it returns a truthy value (returned) or `ms` elapse (throws). The bound is the
+ * caller's, never shortened. The error names `what` and what was seen: the last value fn returned
+ * (or opts.seen(), when given, e.g. a count or a state read at the deadline) and fn's last error.
+ * opts: an interval in ms (number) or {intervalMs, seen}.
+ */
+export async function waitFor(fn, ms = 5000, what = 'condition', opts = {}) {
+  const { intervalMs = 25, seen } = typeof opts === 'number' ? { intervalMs: opts } : opts;
+  const deadline = Date.now() + ms;
+  const maxIter = Math.ceil(ms / intervalMs) + 2;
   let lastErr;
+  let last;
   for (let i = 0; i < maxIter; i++) {
     try {
-      const v = await fn();
-      if (v) return v;
+      last = await fn();
+      if (last) return last;
     } catch (e) { lastErr = e; }
     if (Date.now() >= deadline) break;
     await sleep(intervalMs);
   }
-  throw new Error(`timed out after ${limit} ms waiting for ${what}` + (lastErr ? ` (last error: ${lastErr.message})` : ''));
+  let saw;
+  try { saw = seen ? await seen() : JSON.stringify(last); } catch (e) { saw = `(seen() failed: ${e.message})`; }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}; last seen: ${saw}` + (lastErr ? ` (last error: ${lastErr.message})` : ''));
 }
 
 // Spawns a child, collects stderr/stdout (capped), calls onLine(stream, line) for each line and
 // resolves when onLine returns a non-undefined value. Rejects if the child exits first or on timeout.
 function spawnAndWait(bin, args, label, onLine, timeoutMs = WAIT_MS) {
   const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+  proc.agateLabel = label;
   live.add(proc);
   const logs = { stdout: '', stderr: '' };
   let stopping = false;
@@ -167,6 +194,7 @@ export async function startMock(extraArgs = []) {
     base,
     url: `${base}/v1`,
     proc: h.proc,
+    exited: h.exited,
     logs: () => h.logs.stderr,
     stop: h.stop,
     /** Parsed body of the most recent chat request the mock received. */
@@ -181,6 +209,19 @@ export async function startMock(extraArgs = []) {
       return r.json();
     },
   };
+}
+
+/**
+ * Stops every given process handle (undefined/null skipped), each even when an earlier one threw,
+ * then rethrows the first failure: a `finally` that calls this never leaves a process behind.
+ */
+export async function stopEach(...items) {
+  let first = null;
+  for (const x of items) {
+    if (!x) continue;
+    try { await x.stop(); } catch (e) { first ??= e; }
+  }
+  if (first) throw first;
 }
 
 export function makeTempDir(prefix = 'agate-it-') {

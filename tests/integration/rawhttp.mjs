@@ -2,22 +2,136 @@
 // client over node:net, a response parser that also decodes chunked bodies, the §5.4 error-body
 // shape check for raw replies, mock connection counting, a "never answers" upstream and RSS reads.
 //
-// Every wait is bounded (<= WAIT_MS from lib.mjs); every socket and server is destroyed by its test.
+// Every wait is bounded by the caller's `ms` (never silently shortened), fails naming what it
+// waited for and what it saw, and costs O(new bytes) per socket read; every socket and server is
+// destroyed by its test.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { WAIT_MS, parseSSE } from './lib.mjs';
+import { parseSSE } from './lib.mjs';
 
-const bound = (ms) => Math.min(ms, WAIT_MS);
+/**
+ * Counts complete HTTP/1.x responses in a byte stream fed chunk by chunk, in O(new bytes) per
+ * feed: a small state machine over heads, Content-Length bodies and chunked bodies, so waiting for
+ * a 30 MB response does not re-parse the buffer on every socket read. parseResponses() does the
+ * full (checked) parse once the wait is over.
+ */
+class ResponseTracker {
+  constructor(headFor) {
+    this.headFor = headFor;
+    this.state = 'head';
+    this.line = '';       // partial head or chunk-size/trailer line (bounded by the server's limits)
+    this.remaining = 0;   // body or chunk bytes still to come
+    this.finals = 0;      // complete final (>= 200) responses
+    this.seenFinals = 0;  // final heads seen (for headFor)
+    this.error = null;    // framing the tracker could not follow (reported by the wait)
+  }
+
+  feed(d) {
+    let i = 0;
+    for (let guard = 0; i < d.length && guard < 1_000_000 && !this.error; guard++) {
+      if (this.state === 'body' || this.state === 'chunk') {
+        const n = Math.min(this.remaining, d.length - i);
+        this.remaining -= n;
+        i += n;
+        if (this.remaining === 0) {
+          if (this.state === 'body') this.done();
+          else this.state = 'chunk-crlf';
+        }
+        continue;
+      }
+      if (this.state === 'close') return; // body until the server closes
+      // Line-oriented states: take bytes up to the next LF.
+      const nl = d.indexOf(0x0a, i);
+      const end = nl < 0 ? d.length : nl + 1;
+      this.line += d.toString('latin1', i, end);
+      i = end;
+      if (this.line.length > 1 << 20) { this.error = `a line longer than 1 MiB in state ${this.state}`; return; }
+      if (nl < 0) return;
+      const l = this.line;
+      this.line = '';
+      this.onLine(l.endsWith('\r\n') ? l.slice(0, -2) : l.slice(0, -1));
+    }
+  }
+
+  onLine(l) {
+    switch (this.state) {
+      case 'head':
+        if (l === '' && this.head === undefined) return; // stray blank line between responses
+        if (l !== '') { this.head = (this.head ?? '') + l + '\n'; return; }
+        this.startBody(this.head);
+        this.head = undefined;
+        return;
+      case 'chunk-size': {
+        const m = /^([0-9a-fA-F]+)(;.*)?$/.exec(l);
+        if (!m) { this.error = `bad chunk size line ${JSON.stringify(l.slice(0, 80))}`; return; }
+        this.remaining = parseInt(m[1], 16);
+        this.state = this.remaining === 0 ? 'trailers' : 'chunk';
+        return;
+      }
+      case 'chunk-crlf':
+        if (l !== '') { this.error = `no CRLF after chunk data: ${JSON.stringify(l.slice(0, 80))}`; return; }
+        this.state = 'chunk-size';
+        return;
+      case 'trailers':
+        if (l === '') this.done();
+        return;
+      default:
+        this.error = `unexpected line in state ${this.state}`;
+    }
+  }
+
+  startBody(head) {
+    const lines = head.split('\n');
+    const m = /^HTTP\/\d\.\d (\d{3})/.exec(lines[0]);
+    if (!m) { this.error = `bad status line ${JSON.stringify(lines[0].slice(0, 80))}`; return; }
+    const status = Number(m[1]);
+    let te = '';
+    let cl;
+    for (const h of lines.slice(1)) {
+      const k = h.slice(0, h.indexOf(':')).trim().toLowerCase();
+      const v = h.slice(h.indexOf(':') + 1).trim();
+      if (k === 'transfer-encoding') te += `,${v}`;
+      if (k === 'content-length') cl = Number(v);
+    }
+    this.final = status >= 200;
+    const isHead = this.final && this.headFor(this.seenFinals);
+    if (this.final) this.seenFinals += 1;
+    if (status < 200 || status === 204 || status === 304 || isHead) return this.done();
+    if (/(^|,)\s*chunked\s*$/i.test(te)) { this.state = 'chunk-size'; return undefined; }
+    if (cl !== undefined) {
+      this.remaining = cl;
+      if (cl === 0) return this.done();
+      this.state = 'body';
+      return undefined;
+    }
+    this.state = 'close';
+    return undefined;
+  }
+
+  done() {
+    if (this.final) this.finals += 1;
+    this.final = false;
+    this.state = 'head';
+  }
+
+  /** Complete final responses, counting a close-delimited one once the connection has ended. */
+  count(closed) {
+    return this.finals + (this.state === 'close' && closed ? 1 : 0);
+  }
+}
+
 
 /** One client TCP connection that records every byte and when it arrived. */
 export class RawConn {
   constructor(sock) {
     this.sock = sock;
     this.chunks = [];
+    this.parts = []; // every chunk as it arrived (never concatenated): incremental scans read these
     this.len = 0;
+    this.tracker = null; // ResponseTracker, created by the first waitResponses()
     this.arrivals = []; // [{t, end}] — time at which the byte count reached `end`
     this.ended = false; // FIN from the server
     this.closed = false;
@@ -25,7 +139,9 @@ export class RawConn {
     this.waiters = new Set();
     sock.on('data', (d) => {
       this.chunks.push(d);
+      this.parts.push(d);
       this.len += d.length;
+      this.tracker?.feed(d);
       this.arrivals.push({ t: Date.now(), end: this.len });
       this.notify();
     });
@@ -58,8 +174,8 @@ export class RawConn {
   }
 
   /** Resolves with pred's truthy value once it holds (checked on every socket event). */
-  wait(pred, ms = 5000, what = 'condition') {
-    const limit = bound(ms);
+  wait(pred, ms = 5000, what = 'condition', seen = () => '') {
+    const limit = ms;
     return new Promise((resolve, reject) => {
       let done = false;
       const check = () => {
@@ -72,8 +188,9 @@ export class RawConn {
         if (done) return;
         finish();
         reject(new Error(`timed out after ${limit} ms waiting for ${what}; received ${this.len} bytes` +
-          ` (ended=${this.ended}, closed=${this.closed}, error=${this.error?.code ?? this.error?.message ?? null}):\n` +
-          JSON.stringify(this.text().slice(0, 1500))));
+          ` (ended=${this.ended}, closed=${this.closed}, error=${this.error?.code ?? this.error?.message ?? null})` +
+          `${seen()}; first bytes:\n${JSON.stringify(this.text().slice(0, 1500))}\nlast bytes:\n` +
+          JSON.stringify(this.len > 1500 ? this.buf.toString('latin1', this.len - 600) : '')));
       }, limit);
       const finish = () => { done = true; clearTimeout(timer); this.waiters.delete(check); };
       this.waiters.add(check);
@@ -86,9 +203,37 @@ export class RawConn {
     return this.wait((c) => c.ended || c.closed, ms, 'the server to close the connection');
   }
 
-  /** Waits until `n` complete final (non-1xx) responses have arrived; returns them. */
+  /** Waits until `str` (latin1) has arrived; scans only bytes not scanned before. */
+  waitText(str, ms = 5000, what = JSON.stringify(str)) {
+    let idx = 0;
+    let carry = '';
+    const pred = () => {
+      for (; idx < this.parts.length; idx++) {
+        const s = carry + this.parts[idx].toString('latin1');
+        if (s.includes(str)) { idx += 1; return true; }
+        carry = s.slice(Math.max(0, s.length - (str.length - 1)));
+      }
+      return false;
+    };
+    return this.wait(pred, ms, what);
+  }
+
+  /**
+   * Waits until `n` complete final (non-1xx) responses have arrived (counted incrementally);
+   * returns the full parse of the buffer.
+   */
   async waitResponses(n, ms = 5000, opts = {}) {
-    await this.wait((c) => c.parse(opts).responses.filter((r) => r.complete && r.status >= 200).length >= n, ms, `${n} complete response(s)`);
+    const headFor = opts.headFor ?? (() => false);
+    if (!this.tracker || this.tracker.headFor !== headFor) {
+      this.tracker = new ResponseTracker(headFor);
+      for (const d of this.parts) this.tracker.feed(d);
+    }
+    const t = this.tracker;
+    await this.wait(() => {
+      if (t.error) throw new Error(`while waiting for ${n} complete response(s): ${t.error}`);
+      return t.count(this.ended || this.closed) >= n;
+    }, ms, `${n} complete response(s)`, () => `; complete so far: ${t.count(this.ended || this.closed)}, parser state ${t.state}` +
+      (t.state === 'body' || t.state === 'chunk' ? ` (${t.remaining} bytes to go)` : ''));
     return this.parse(opts).responses;
   }
 
@@ -104,7 +249,7 @@ export function connect(port, { allowHalfOpen = false, timeoutMs = 3000 } = {}) 
   return new Promise((resolve, reject) => {
     const sock = net.connect({ port, host: '127.0.0.1', allowHalfOpen });
     const conn = new RawConn(sock);
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`connect to ${port} timed out`)); }, bound(timeoutMs));
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`connect to ${port} timed out`)); }, timeoutMs);
     sock.once('connect', () => { clearTimeout(timer); resolve(conn); });
     sock.once('error', (e) => { clearTimeout(timer); reject(e); });
   });
@@ -263,7 +408,7 @@ export function sseEvents(body) {
 /** GET /stats from the mock on a fresh, non-pooled connection. */
 export function mockStats(mock, timeoutMs = 3000) {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port: mock.port, path: '/stats', agent: false, headers: { connection: 'close' }, timeout: bound(timeoutMs) }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port: mock.port, path: '/stats', agent: false, headers: { connection: 'close' }, timeout: timeoutMs }, (res) => {
       let s = '';
       res.setEncoding('utf8');
       res.on('data', (d) => { s += d; });

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { startMock, startAgate, makeTempDir, http, sse, waitFor, checkEventSequence } from './lib.mjs';
+import { startMock, startAgate, makeTempDir, http, sse, waitFor, checkEventSequence, stopEach } from './lib.mjs';
 
 const T = { timeout: 30_000 };
 
@@ -38,8 +38,36 @@ test('SIGHUP: new endpoint served, in-flight stream unaffected, bad file refused
     await waitFor(() => /event=reload_failed/.test(agate.logs()), 5000, 'reload failure logged');
     assert.equal((await http('POST', url, { body: { model: 'second', input: 'hi' } })).status, 200);
   } finally {
-    await agate.stop();
-    await mock.stop();
+    await stopEach(agate, mock);
+    fs.rmSync(tables, { recursive: true, force: true });
+  }
+});
+
+test('20 SIGHUP reloads in a row are all applied (a fixed table of 16 old configs refused the 17th)', T, async () => {
+  const mock = await startMock();
+  const tables = makeTempDir('agate-reload20-');
+  const cfg = (i) => ({
+    listen: '127.0.0.1:0',
+    endpoints: [{ name: `ep${i}`, upstreams: [{ url: mock.url }], model: 'mock-model' }],
+    tables: { sink: 'jsonl', dir: tables, flush_ms: 50 },
+  });
+  let agate;
+  try {
+    agate = await startAgate(cfg(0));
+    const url = `${agate.base}/v1/responses`;
+    for (let i = 1; i <= 20; i++) {
+      fs.writeFileSync(agate.configFile, JSON.stringify(cfg(i)));
+      agate.proc.kill('SIGHUP');
+      const want = new RegExp(`event=reloaded config_version=\\S+ reloads=${i}\\b`);
+      await waitFor(() => want.test(agate.logs()), 5000, `reload ${i} logged`,
+        { seen: () => agate.logs().split('\n').filter((l) => /reload/.test(l)).slice(-2).join(' | ') });
+      const r = await http('POST', url, { body: { model: `ep${i}`, input: 'hi' } });
+      assert.equal(r.status, 200, `reload ${i}: the new endpoint ep${i} answers`);
+      assert.equal((await http('POST', url, { body: { model: `ep${i - 1}`, input: 'hi' } })).status, 404, `reload ${i}: ep${i - 1} is gone`);
+    }
+    assert.doesNotMatch(agate.logs(), /reload_refused/);
+  } finally {
+    await stopEach(agate, mock);
     fs.rmSync(tables, { recursive: true, force: true });
   }
 });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import OpenAI, { APIError } from 'openai';
 import {
-  startMock, startAgate, makeTempDir, baseConfig, sse, postJSON, crid, rowFor, WAIT_MS,
+  startMock, startAgate, makeTempDir, baseConfig, sse, postJSON, crid, rowFor, WAIT_MS, stopEach,
   checkEventSequence, checkOpenAIFraming, checkDatabricksFraming, checkErrorReply, checkItem,
   checkResponseObject, expectedUsage, normalizeResponse,
 } from './lib.mjs';
@@ -53,10 +53,8 @@ before(async () => {
 
 after(async () => {
   try {
-    await outer?.stop();
-    await gw?.stop();
+    await stopEach(outer, gw, mock);
   } finally {
-    await mock?.stop();
     if (!process.env.AGATE_IT_KEEP) for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   }
 });

@@ -13,7 +13,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startMock, startAgate, makeTempDir, deadPort, sleep, waitFor, http, WAIT_MS } from './lib.mjs';
+import { startMock, startAgate, makeTempDir, deadPort, sleep, waitFor, http, WAIT_MS, stopEach } from './lib.mjs';
 
 const run = promisify(execFile);
 const SRC = process.env.AGATE_SRC || path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
@@ -115,9 +115,12 @@ before(async () => {
   mock = await startMock();
 });
 after(async () => {
-  await mock?.stop();
-  pg?.destroySync();
-  if (!process.env.AGATE_IT_KEEP) for (const d of scratch) fs.rmSync(d, { recursive: true, force: true });
+  try {
+    await mock?.stop();
+  } finally {
+    pg?.destroySync();
+    if (!process.env.AGATE_IT_KEEP) for (const d of scratch) fs.rmSync(d, { recursive: true, force: true });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -384,6 +387,117 @@ describe('postgres sink', () => {
     const size = fs.readdirSync(cfg.tables.spool_dir).filter((f) => f.startsWith('spool-'))
       .reduce((n, f) => n + fs.statSync(path.join(cfg.tables.spool_dir, f)).size, 0);
     assert.ok(size <= 65536, `spool within its cap: ${size}`);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown order, backoff on refusal, concurrent schema setup (issue 15)
+
+/** Requests in flight at a gateway (the /metrics request itself excluded). */
+async function inFlight(base) {
+  const m = await http('GET', `${base}/metrics`);
+  return Number(/^agate_requests_active (\d+)$/m.exec(m.text)[1]) - 1;
+}
+
+const count = async (q) => Number((await pg.sql(q))[0][0]);
+
+describe('postgres sink: shutdown, refusals, concurrent start', () => {
+  test('SIGTERM with the database down and 8 requests in flight: every row reaches the spool (the last one too), rows_dropped=0, the next process stores all', { timeout: 60_000 }, async () => {
+    const cfg = pgConfig('last-ep');
+    await pg.stop('fast');
+    let a1;
+    let a2;
+    try {
+      a1 = await startAgate(cfg);
+      // mock:slow streams for ~2 s: all 8 are still running when SIGTERM arrives.
+      const pending = Array.from({ length: 8 }, (_, i) => http('POST', `${a1.base}/v1/responses`,
+        { body: { model: 'last-ep', input: 'hello mock:slow', client_request_id: `last-${i}` }, timeoutMs: 20_000 }));
+      await waitFor(async () => (await inFlight(a1.base)) === 8, 5000, '8 requests in flight', { seen: async () => `${await inFlight(a1.base)} in flight` });
+      a1.proc.kill('SIGTERM');
+      const res = await Promise.all(pending);
+      for (const r of res) assert.equal(r.status, 200, 'each in-flight request finished during the drain');
+      const clientIds = res.map((r) => r.headers.get('x-request-id'));
+      await a1.stop(); // exit 0 required
+      const logs = a1.logs();
+      assert.doesNotMatch(logs, /event=table_row_dropped/, 'no row dropped at shutdown');
+      const closed = /event=table_sink_closed sink=postgres rows_written=\d+ rows_replayed=\d+ rows_spooled=(\d+) rows_dropped=(\d+)/.exec(logs);
+      assert.ok(closed, 'final counters logged');
+      assert.equal(closed[2], '0', `rows_dropped in the summary: ${closed[0]}`);
+      assert.equal(Number(closed[1]), 16, `8 payload + 8 usage rows spooled: ${closed[0]}`);
+      await pg.start();
+      a2 = await startAgate(cfg);
+      await waitFor(async () => (await count("SELECT count(*) FROM endpoint_usage WHERE endpoint_name = 'last-ep'")) >= 8, WAIT_MS, 'the spooled usage rows replayed',
+        { seen: async () => `${await count("SELECT count(*) FROM endpoint_usage WHERE endpoint_name = 'last-ep'")} usage rows` });
+      await waitFor(async () => (await count('SELECT count(*) FROM "last-ep_payload"')) >= 8, WAIT_MS, 'the spooled payload rows replayed');
+      assertExactlyOnce(clientIds, await ids('last-ep_payload'), 'payload rows of the requests in flight at SIGTERM');
+      assertExactlyOnce(clientIds, await ids('endpoint_usage', "endpoint_name = 'last-ep'"), 'usage rows of the requests in flight at SIGTERM');
+    } finally {
+      if (!pg.running) await pg.start();
+      try { await a1?.stop(); } finally { await a2?.stop(); }
+    }
+  });
+
+  test('a batch refused for permissions (42501) is retried with exponential backoff, then stored once the grant comes', { timeout: 60_000 }, async () => {
+    const cfg = pgConfig('perm-ep');
+    // Tables and today's partitions first, as the owner.
+    const owner = await startAgate(cfg);
+    try {
+      await waitFor(async () => (await pg.sql("SELECT to_regclass('\"perm-ep_payload\"') IS NOT NULL"))[0][0] === 't', WAIT_MS, 'tables created');
+    } finally {
+      await owner.stop();
+    }
+    await pg.sql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'limited') THEN CREATE ROLE limited LOGIN; END IF; END $$");
+    await pg.sql('GRANT USAGE ON SCHEMA public TO limited');
+    await pg.sql('GRANT SELECT ON ALL TABLES IN SCHEMA public TO limited');
+    const limited = { ...cfg, log_level: 'debug', tables: { ...cfg.tables, dsn: pg.dsn.replace('agate@', 'limited@') } };
+    let agate;
+    try {
+      agate = await startAgate(limited);
+      const r = await http('POST', `${agate.base}/v1/responses`, { body: { model: 'perm-ep', input: 'hello mock:text' } });
+      assert.equal(r.status, 200, 'the request itself is unaffected');
+      const id = r.headers.get('x-request-id');
+      await waitFor(() => /sqlstate 42501/.test(agate.logs()), WAIT_MS, 'the refusal (42501) logged');
+      const t0 = Date.now();
+      await sleep(4000);
+      const waits = [...agate.logs().matchAll(/event=table_db_retry sink=postgres in_ms=(\d+) refused=1/g)].map((m) => Number(m[1]));
+      // 100, 200, 400, 800, 1600, 3200 ms...: about 6 attempts in the first ~4-6 s, not one per 100 ms.
+      assert.ok(waits.length >= 3 && waits.length <= 8, `retries over ${Date.now() - t0} ms after the first refusal: ${waits}`);
+      for (let i = 1; i < waits.length; i++) assert.ok(waits[i] === 2 * waits[i - 1] || waits[i] === 30000, `each wait doubles (up to 30 s): ${waits}`);
+      const refusals = (agate.logs().match(/sqlstate 42501/g) ?? []).length;
+      assert.ok(refusals <= 2, `the refusal is logged once per outage, not per retry (${refusals} lines)`);
+      await pg.sql('GRANT INSERT ON ALL TABLES IN SCHEMA public TO limited');
+      await waitFor(async () => (await ids('perm-ep_payload')).includes(id), 20_000, 'the row stored after the grant (next retry within 2x the last wait)');
+      await waitFor(async () => (await ids('endpoint_usage', "endpoint_name = 'perm-ep'")).includes(id), 5000, 'its usage row too');
+    } finally {
+      await agate?.stop();
+    }
+    assertExactlyOnce([(await ids('perm-ep_payload'))[0]], await ids('perm-ep_payload'), 'one payload row');
+  });
+
+  test('two gateways starting at once on an empty database both create the schema safely (advisory lock around CREATE)', { timeout: 60_000 }, async () => {
+    const name = 'race-ep';
+    let both = [];
+    try {
+      both = await Promise.all([startAgate(pgConfig(name)), startAgate(pgConfig(name))]);
+      for (const a of both) {
+        await waitFor(() => /event=table_db_connected/.test(a.logs()), WAIT_MS, 'connected');
+      }
+      await waitFor(async () => (await pg.sql(`SELECT to_regclass('"${name}_payload"') IS NOT NULL`))[0][0] === 't', WAIT_MS, 'tables created');
+      const got = [];
+      for (const a of both) {
+        const r = await http('POST', `${a.base}/v1/responses`, { body: { model: name, input: 'hello mock:text' } });
+        assert.equal(r.status, 200);
+        got.push(r.headers.get('x-request-id'));
+      }
+      await waitFor(async () => (await ids(`${name}_payload`)).length === 2, WAIT_MS, 'both rows stored',
+        { seen: async () => `${(await ids(`${name}_payload`)).length} rows` });
+      assertExactlyOnce(got, await ids(`${name}_payload`), 'one row per gateway');
+      for (const a of both) assert.doesNotMatch(a.logs(), /ddl_failed|event=table_db_down/, 'no DDL failure in either gateway');
+      const idx = await count(`SELECT count(*) FROM pg_indexes WHERE tablename = '${name}_payload'`);
+      assert.ok(idx >= 4 && idx <= 6, `one set of indexes, not two (${idx})`);
+    } finally {
+      await stopEach(...both);
+    }
   });
 });
 

@@ -40,7 +40,9 @@ test('two workers serve, a killed worker is replaced, SIGTERM drains both', T, a
     // Kill one worker: the parent starts a new one; service continues.
     process.kill(Number(pids[0]), 'SIGKILL');
     await waitFor(() => /event=worker_died worker=\d/.test(log), 5000, 'death noticed');
-    await sleep(200);
+    // The replacement is up once a third worker_started line (two at start, one restart) is logged.
+    await waitFor(() => (log.match(/event=worker_started worker=\d/g) ?? []).length >= 3, 5000, 'the replacement worker started',
+      { seen: () => `${(log.match(/event=worker_started worker=\d/g) ?? []).length} worker_started lines` });
     await burst(8);
     // SIGTERM: every worker drains, flushes and exits; the parent exits 0.
     proc.kill('SIGTERM');
@@ -50,7 +52,10 @@ test('two workers serve, a killed worker is replaced, SIGTERM drains both', T, a
     const rows = readTable(path.join(dir, 'tables'));
     assert.equal(rows.length, 24, 'every request has its row');
   } finally {
-    if (proc.exitCode === null) proc.kill('SIGKILL');
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await Promise.race([exited, sleep(3000)]);
+    }
     await mock.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
