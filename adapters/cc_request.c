@@ -16,11 +16,11 @@ struct enc {
     gw_jgen_t *j;
     const gw_request_t *r;
     const gw_endpoint_cfg_t *ep;
-    gw_arena_t *a;            /** mangled names, for this call only */
+    gw_arena_t *a; /** mangled names, for this call only */
     gw_buf_t tmp;
-    gw_buf_t sys;             /** system/developer text waiting to be written (merge mode) */
-    const char *sys_role;     /** role of the first message of that run; NULL = none waiting */
-    gw_buf_t reasoning;       /** reasoning text for the next assistant message */
+    gw_buf_t sys;               /** system/developer text waiting to be written (merge mode) */
+    const char *sys_role;       /** role of the first message of that run; NULL = none waiting */
+    gw_buf_t reasoning;         /** reasoning text for the next assistant message */
     const gw_json_t *last_user; /** the last user message of input (tool_turns passback) */
     bool after_last_user;
 };
@@ -135,7 +135,8 @@ static void take_reasoning(struct enc *e, const gw_json_t *it)
     if (!wanted)
         return;
     const gw_json_t *content = gw_json_get(it, "content");
-    const gw_json_t *list = gw_json_is(content, GW_JSON_ARRAY) && content->len ? content : gw_json_get(it, "summary");
+    const gw_json_t *list =
+        gw_json_is(content, GW_JSON_ARRAY) && content->len ? content : gw_json_get(it, "summary");
     if (!gw_json_is(list, GW_JSON_ARRAY))
         return;
     for (const gw_json_t *p = list->child; p; p = p->next) {
@@ -181,7 +182,8 @@ static void put_call(struct enc *e, const gw_json_t *c)
         gw_jgen_free(g);
         gw_jgen_kv_str(j, "arguments", gw_buf_str(&e->tmp));
     } else if (is_type(c, "custom_tool_call")) {
-        gw_jgen_kv_str(j, "name", ad_tools_upstream_name(e->a, map, call_namespace(c), gw_json_get_str(c, "name")));
+        gw_jgen_kv_str(j, "name",
+                       ad_tools_upstream_name(e->a, map, call_namespace(c), gw_json_get_str(c, "name")));
         gw_jgen_t *g = gw_jgen_new(&e->tmp);
         gw_jgen_map_open(g);
         gw_jgen_kv_str(g, "input", gw_json_get_str(c, "input"));
@@ -189,7 +191,8 @@ static void put_call(struct enc *e, const gw_json_t *c)
         gw_jgen_free(g);
         gw_jgen_kv_str(j, "arguments", gw_buf_str(&e->tmp));
     } else {
-        gw_jgen_kv_str(j, "name", ad_tools_upstream_name(e->a, map, call_namespace(c), gw_json_get_str(c, "name")));
+        gw_jgen_kv_str(j, "name",
+                       ad_tools_upstream_name(e->a, map, call_namespace(c), gw_json_get_str(c, "name")));
         gw_str_t args = gw_json_get_str(c, "arguments");
         gw_jgen_kv_str(j, "arguments", args.len ? args : GW_STR_LIT("{}"));
     }
@@ -393,8 +396,8 @@ static void put_response_format(gw_jgen_t *j, const gw_json_t *format)
     }
 }
 
-int ad__cc_encode_request(const gw_request_t *r, const gw_endpoint_cfg_t *ep, bool databricks_route, gw_buf_t *out,
-                          gw_error_t *err)
+int ad__cc_encode_request(const gw_request_t *r, const gw_endpoint_cfg_t *ep, bool databricks_route,
+                          gw_buf_t *out, gw_error_t *err)
 {
     (void)databricks_route;
     (void)err;

@@ -5,7 +5,7 @@
 
 #include "adapters/adapter.h"
 
-int ad__cc_encode_request(const gw_request_t *r, const gw_endpoint_cfg_t *ep, bool databricks_route, gw_buf_t *out,
-                          gw_error_t *err);
+int ad__cc_encode_request(const gw_request_t *r, const gw_endpoint_cfg_t *ep, bool databricks_route,
+                          gw_buf_t *out, gw_error_t *err);
 
 #endif

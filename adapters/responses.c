@@ -570,7 +570,8 @@ static int on_event(ad_state_t *s, const gw_json_t *ev)
     /* content_part.done, summary_part.done: closing happens at item done. Anything else is an
      * event type the renderer passes through on the Databricks route and drops on the OpenAI
      * route, whose clients cannot take it (openai-node throws on unknown types, §7.7). */
-    if (gw_str_has_prefix(type, "response.content_part.") || gw_str_has_prefix(type, "response.reasoning_summary_part."))
+    if (gw_str_has_prefix(type, "response.content_part.") ||
+        gw_str_has_prefix(type, "response.reasoning_summary_part."))
         return 0;
     return stopped(s, s->em->passthrough(s->em->ctx, ev));
 }

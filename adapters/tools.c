@@ -15,8 +15,15 @@ static bool in_list(gw_str_t s, const char *const *list)
 bool ad_tools_is_hosted_type(gw_str_t type)
 {
     /* Dated snapshots (web_search_preview_2025_03_11, ...) are the same tools. */
-    static const char *const prefixes[] = {"web_search", "file_search", "code_interpreter", "image_generation",
-                                           "computer_use", "computer", "mcp", "tool_search", NULL};
+    static const char *const prefixes[] = {"web_search",
+                                           "file_search",
+                                           "code_interpreter",
+                                           "image_generation",
+                                           "computer_use",
+                                           "computer",
+                                           "mcp",
+                                           "tool_search",
+                                           NULL};
     for (const char *const *p = prefixes; *p; p++)
         if (gw_str_has_prefix(type, *p))
             return true;
@@ -25,10 +32,18 @@ bool ad_tools_is_hosted_type(gw_str_t type)
 
 bool ad_tools_is_hosted_item(gw_str_t type)
 {
-    static const char *const items[] = {"web_search_call",         "file_search_call",    "code_interpreter_call",
-                                        "image_generation_call",   "computer_call",       "computer_call_output",
-                                        "mcp_call",                "mcp_list_tools",      "mcp_approval_request",
-                                        "mcp_approval_response",   "tool_search_call",    "tool_search_output",
+    static const char *const items[] = {"web_search_call",
+                                        "file_search_call",
+                                        "code_interpreter_call",
+                                        "image_generation_call",
+                                        "computer_call",
+                                        "computer_call_output",
+                                        "mcp_call",
+                                        "mcp_list_tools",
+                                        "mcp_approval_request",
+                                        "mcp_approval_response",
+                                        "tool_search_call",
+                                        "tool_search_output",
                                         NULL};
     return in_list(type, items);
 }
@@ -48,7 +63,8 @@ static uint32_t fnv1a32(gw_str_t a, gw_str_t b)
 
 static char name_byte(char c)
 {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
     return ok ? c : '_';
 }
 
@@ -110,7 +126,9 @@ void ad_tools_build(gw_arena_t *a, const gw_json_t *tools, ad_tools_t *out)
     size_t cap = 0;
     for (const gw_json_t *t = tools->child; t; t = t->next) {
         const gw_json_t *inner = gw_json_get(t, "tools");
-        cap += gw_str_eq(gw_json_get_str(t, "type"), "namespace") && gw_json_is(inner, GW_JSON_ARRAY) ? inner->len : 1;
+        cap += gw_str_eq(gw_json_get_str(t, "type"), "namespace") && gw_json_is(inner, GW_JSON_ARRAY)
+                   ? inner->len
+                   : 1;
     }
     out->v = gw_arena_calloc(a, sizeof(*out->v) * (cap ? cap : 1));
     for (const gw_json_t *t = tools->child; t; t = t->next) {
@@ -151,7 +169,8 @@ const ad_tool_t *ad_tools_find(const ad_tools_t *t, gw_str_t ns, gw_str_t name)
 {
     for (size_t i = 0; t && i < t->n; i++) {
         const ad_tool_t *e = &t->v[i];
-        if (e->kind != AD_TOOL_HOSTED && str_same(e->name, name) && (ns.base ? e->ns.base && str_same(e->ns, ns) : !e->ns.base))
+        if (e->kind != AD_TOOL_HOSTED && str_same(e->name, name) &&
+            (ns.base ? e->ns.base && str_same(e->ns, ns) : !e->ns.base))
             return e;
     }
     return NULL;
@@ -168,8 +187,10 @@ gw_str_t ad_tools_upstream_name(gw_arena_t *a, const ad_tools_t *t, gw_str_t ns,
 /* The exec action of local_shell as function parameters (openai-node LocalShellCall.Action). */
 static const char local_shell_params[] =
     "{\"type\":\"object\",\"properties\":{"
-    "\"command\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"description\":\"The command and its arguments.\"},"
-    "\"env\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},\"description\":\"Environment variables to set.\"},"
+    "\"command\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"description\":\"The command and its "
+    "arguments.\"},"
+    "\"env\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},\"description\":"
+    "\"Environment variables to set.\"},"
     "\"timeout_ms\":{\"type\":\"integer\",\"description\":\"Timeout in milliseconds.\"},"
     "\"user\":{\"type\":\"string\",\"description\":\"User to run the command as.\"},"
     "\"working_directory\":{\"type\":\"string\",\"description\":\"Working directory.\"}},"
@@ -187,11 +208,13 @@ static void custom_description(const ad_tool_t *e, gw_buf_t *tmp)
     gw_str_t def = gw_json_get_str(f, "definition");
     if (tmp->len)
         gw_buf_append_cstr(tmp, "\n\n");
-    gw_buf_append_cstr(tmp, "Call this function with one argument, `input`: a string holding the tool's raw input "
-                            "(not JSON).");
+    gw_buf_append_cstr(tmp,
+                       "Call this function with one argument, `input`: a string holding the tool's raw input "
+                       "(not JSON).");
     if (gw_str_eq(gw_json_get_str(f, "type"), "grammar") && def.len) {
         gw_str_t syntax = gw_json_get_str(f, "syntax");
-        gw_buf_appendf(tmp, " The input must match this %.*s grammar:\n", (int)syntax.len, syntax.base ? syntax.base : "");
+        gw_buf_appendf(tmp, " The input must match this %.*s grammar:\n", (int)syntax.len,
+                       syntax.base ? syntax.base : "");
         gw_buf_append_str(tmp, def);
     }
 }
@@ -313,7 +336,10 @@ static void put_cp(ad_input_dec_t *d, uint32_t cp, gw_buf_t *out)
 
 static int hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* A complete escape sequence in d->esc (`\x` or `\uXXXX`). */

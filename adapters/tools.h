@@ -29,11 +29,11 @@ typedef enum { AD_TOOL_FUNCTION = 0, AD_TOOL_CUSTOM, AD_TOOL_LOCAL_SHELL, AD_TOO
 
 typedef struct {
     ad_tool_kind_t kind;
-    gw_str_t type;         /** the Responses tool type as sent (`web_search`, `custom`, ...) */
-    gw_str_t name;         /** client name; inner name for namespaced tools; the type for hosted ones */
-    gw_str_t ns;           /** namespace, base NULL when none */
-    gw_str_t upstream;     /** the function name sent upstream (hosted: empty) */
-    const gw_json_t *def;  /** the tool object (inner object for namespaced tools) */
+    gw_str_t type;          /** the Responses tool type as sent (`web_search`, `custom`, ...) */
+    gw_str_t name;          /** client name; inner name for namespaced tools; the type for hosted ones */
+    gw_str_t ns;            /** namespace, base NULL when none */
+    gw_str_t upstream;      /** the function name sent upstream (hosted: empty) */
+    const gw_json_t *def;   /** the tool object (inner object for namespaced tools) */
     const gw_json_t *nsdef; /** the namespace object, or NULL */
 } ad_tool_t;
 
@@ -79,9 +79,9 @@ typedef struct {
     gw_buf_t raw;   /** all argument bytes (for the fallbacks) */
     char esc[6];    /** an escape sequence not complete yet (`\` + up to `uXXXX`) */
     size_t n_esc;
-    char u8[4];     /** the start of a UTF-8 sequence cut by the fragment's end */
+    char u8[4]; /** the start of a UTF-8 sequence cut by the fragment's end */
     size_t n_u8;
-    uint32_t high;  /** a decoded high surrogate waiting for its low half, 0 = none */
+    uint32_t high; /** a decoded high surrogate waiting for its low half, 0 = none */
 } ad_input_dec_t;
 
 void ad_input_dec_init(ad_input_dec_t *d);

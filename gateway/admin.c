@@ -110,8 +110,9 @@ void gw_admin_register_metrics(gw_ctx_t *ctx)
     ctx->m.attempts = gw_metrics_counter(m, "agate_upstream_attempts_total", NULL, "endpoint");
     ctx->m.retries = gw_metrics_counter(m, "agate_upstream_retries_total", NULL, "endpoint");
     ctx->m.fallbacks = gw_metrics_counter(m, "agate_fallbacks_total", NULL, "endpoint");
-    ctx->m.dropped_tools = gw_metrics_counter(m, "agate_dropped_tools_total",
-                                              "Hosted tools left out of requests to ChatCompletions models", "tool");
+    ctx->m.dropped_tools =
+        gw_metrics_counter(m, "agate_dropped_tools_total",
+                           "Hosted tools left out of requests to ChatCompletions models", "tool");
     gw_metrics_collector(m, collect_replicas, ctx);
     gw_metrics_collector(m, collect_tables, ctx);
 }

@@ -131,7 +131,8 @@ void gw_config_free(gw_config_t *c);
 const gw_endpoint_cfg_t *gw_config_endpoint(const gw_config_t *c, const char *name, size_t name_len);
 /** The endpoint for a client's `model` (OpenAI route): the endpoint of that name, else the first
  * exact alias, else the first matching glob alias (config order), else default_endpoint, else NULL. */
-const gw_endpoint_cfg_t *gw_config_endpoint_for_model(const gw_config_t *c, const char *name, size_t name_len);
+const gw_endpoint_cfg_t *gw_config_endpoint_for_model(const gw_config_t *c, const char *name,
+                                                      size_t name_len);
 /** `*` matches any run of bytes (also empty); every other byte matches itself. */
 bool gw_config_glob_match(const char *pattern, const char *s, size_t n);
 

@@ -52,5 +52,6 @@ const gw_endpoint_cfg_t *gw_config_endpoint_for_model(const gw_config_t *c, cons
             if (has_glob(al) && gw_config_glob_match(al, name, name_len))
                 return &c->endpoints[i];
         }
-    return c->default_endpoint ? gw_config_endpoint(c, c->default_endpoint, strlen(c->default_endpoint)) : NULL;
+    return c->default_endpoint ? gw_config_endpoint(c, c->default_endpoint, strlen(c->default_endpoint))
+                               : NULL;
 }

@@ -135,8 +135,8 @@ static int check_call(gw_arena_t *a, gw_error_t *err, const gw_json_t *it, gw_st
     gw_str_t call_id = gw_json_get_str(it, "call_id"), name = gw_json_get_str(it, "name");
     bool shell = gw_str_eq(type, "local_shell_call");
     if (!call_id.len || (!shell && !name.len))
-        return reject(a, err, GW_ERR_INVALID_VALUE, path, "%.*s '%s' needs 'call_id'%s", (int)type.len, type.base,
-                      path, shell ? "" : " and 'name'");
+        return reject(a, err, GW_ERR_INVALID_VALUE, path, "%.*s '%s' needs 'call_id'%s", (int)type.len,
+                      type.base, path, shell ? "" : " and 'name'");
     const gw_json_t *ns = gw_json_get(it, "namespace");
     if (!gw_json_is_nullish(ns) && ns->type != GW_JSON_STRING)
         return reject(a, err, GW_ERR_INVALID_JSON, path, "'%s.namespace' must be a string", path);
@@ -149,19 +149,20 @@ static int check_call(gw_arena_t *a, gw_error_t *err, const gw_json_t *it, gw_st
     return 0;
 }
 
-static int check_call_output(gw_arena_t *a, gw_error_t *err, const gw_json_t *it, gw_str_t type, const char *path,
-                             struct id_set *calls)
+static int check_call_output(gw_arena_t *a, gw_error_t *err, const gw_json_t *it, gw_str_t type,
+                             const char *path, struct id_set *calls)
 {
     gw_str_t call_id = gw_json_get_str(it, "call_id");
     if (!call_id.len && gw_str_eq(type, "local_shell_call_output"))
         call_id = gw_json_get_str(it, "id"); /* that item names its call by `id` (openai-node types) */
     if (!call_id.len)
-        return reject(a, err, GW_ERR_INVALID_VALUE, path, "%.*s '%s' needs 'call_id'", (int)type.len, type.base, path);
+        return reject(a, err, GW_ERR_INVALID_VALUE, path, "%.*s '%s' needs 'call_id'", (int)type.len,
+                      type.base, path);
     /* The call must have been made earlier in this same input (stateless gateway). */
     if (!id_set_slot(calls, call_id)->base)
         return reject(a, err, GW_ERR_INVALID_VALUE, path,
-                      "%.*s '%s' refers to call_id '%.*s' that no earlier call item in input has", (int)type.len,
-                      type.base, path, (int)call_id.len, call_id.base);
+                      "%.*s '%s' refers to call_id '%.*s' that no earlier call item in input has",
+                      (int)type.len, type.base, path, (int)call_id.len, call_id.base);
     const gw_json_t *out = gw_json_get(it, "output");
     if (!gw_json_is(out, GW_JSON_STRING) && !gw_json_is(out, GW_JSON_ARRAY))
         return reject(a, err, GW_ERR_INVALID_JSON, path, "'%s.output' must be a string or parts", path);
@@ -209,7 +210,8 @@ static int check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input)
                           "item_reference at '%s' is not supported: agate stores no responses; send the full "
                           "items instead (store: false)",
                           path);
-        } else if (has_suffix(type, "_call") || has_suffix(type, "_call_output") || gw_str_has_prefix(type, "mcp_")) {
+        } else if (has_suffix(type, "_call") || has_suffix(type, "_call_output") ||
+                   gw_str_has_prefix(type, "mcp_")) {
             return reject(a, err, GW_ERR_UNSUPPORTED, path, "input item type '%.*s' at '%s' is not supported",
                           (int)type.len, type.base, path);
         } else {
@@ -223,19 +225,21 @@ static int check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input)
 #define MAX_TOOLS 1024
 
 /* A function or custom tool, at top level or inside a namespace. */
-static int check_named_tool(gw_arena_t *a, gw_error_t *err, const gw_json_t *t, gw_str_t type, const char *path)
+static int check_named_tool(gw_arena_t *a, gw_error_t *err, const gw_json_t *t, gw_str_t type,
+                            const char *path)
 {
     gw_str_t name = gw_json_get_str(t, "name");
     if (!name.len)
-        return reject(a, err, GW_ERR_INVALID_VALUE, path, "%.*s tool '%s' needs a 'name'", (int)type.len, type.base,
-                      path);
+        return reject(a, err, GW_ERR_INVALID_VALUE, path, "%.*s tool '%s' needs a 'name'", (int)type.len,
+                      type.base, path);
     if (gw_str_eq(type, "custom")) {
         const gw_json_t *f = gw_json_get(t, "format");
         if (!gw_json_is_nullish(f) && !gw_json_is(f, GW_JSON_OBJECT))
             return reject(a, err, GW_ERR_INVALID_JSON, path, "'%s.format' must be an object", path);
         gw_str_t ft = gw_json_get_str(f, "type");
         if (f && !gw_str_eq(ft, "text") && !gw_str_eq(ft, "grammar"))
-            return reject(a, err, GW_ERR_INVALID_VALUE, path, "'%s.format.type' must be text or grammar", path);
+            return reject(a, err, GW_ERR_INVALID_VALUE, path, "'%s.format.type' must be text or grammar",
+                          path);
     }
     return 0;
 }
@@ -258,13 +262,15 @@ static int check_tools(gw_arena_t *a, gw_error_t *err, const gw_json_t *tools)
         } else if (gw_str_eq(type, "namespace")) {
             const gw_json_t *inner = gw_json_get(t, "tools");
             if (!gw_json_get_str(t, "name").len || !gw_json_is(inner, GW_JSON_ARRAY))
-                return reject(a, err, GW_ERR_INVALID_VALUE, path, "namespace tool '%s' needs 'name' and 'tools'", path);
+                return reject(a, err, GW_ERR_INVALID_VALUE, path,
+                              "namespace tool '%s' needs 'name' and 'tools'", path);
             size_t k = 0;
             for (const gw_json_t *x = inner->child; x; x = x->next, k++, total++) {
                 char ip[128];
                 snprintf(ip, sizeof(ip), "%s.tools[%zu]", path, k);
                 gw_str_t it = gw_json_get_str(x, "type");
-                if (!gw_json_is(x, GW_JSON_OBJECT) || (!gw_str_eq(it, "function") && !gw_str_eq(it, "custom")))
+                if (!gw_json_is(x, GW_JSON_OBJECT) ||
+                    (!gw_str_eq(it, "function") && !gw_str_eq(it, "custom")))
                     return reject(a, err, GW_ERR_UNSUPPORTED, ip,
                                   "a namespace holds function and custom tools only ('%s')", ip);
                 if (check_named_tool(a, err, x, it, ip) < 0)
@@ -294,17 +300,19 @@ static int check_tool_choice(gw_arena_t *a, gw_error_t *err, const gw_json_t *tc
         return 0;
     }
     gw_str_t type = gw_json_get_str(tc, "type"), name = gw_json_get_str(tc, "name");
-    if (tc->type == GW_JSON_OBJECT && (gw_str_eq(type, "function") || gw_str_eq(type, "custom")) && name.len) {
+    if (tc->type == GW_JSON_OBJECT && (gw_str_eq(type, "function") || gw_str_eq(type, "custom")) &&
+        name.len) {
         const gw_json_t *ns = gw_json_get(tc, "namespace");
-        const ad_tool_t *e = ad_tools_find(tools, gw_json_is(ns, GW_JSON_STRING) ? ns->str : GW_STR_NULL, name);
+        const ad_tool_t *e =
+            ad_tools_find(tools, gw_json_is(ns, GW_JSON_STRING) ? ns->str : GW_STR_NULL, name);
         if (!e && !gw_json_is(ns, GW_JSON_STRING)) /* a namespaced tool may be named by its inner name */
             for (size_t i = 0; i < tools->n && !e; i++)
                 if (tools->v[i].kind != AD_TOOL_HOSTED && tools->v[i].name.len == name.len &&
                     memcmp(tools->v[i].name.base, name.base, name.len) == 0)
                     e = &tools->v[i];
         if (!e)
-            return reject(a, err, GW_ERR_INVALID_VALUE, "tool_choice", "tool_choice names '%.*s', which is not in tools",
-                          (int)name.len, name.base);
+            return reject(a, err, GW_ERR_INVALID_VALUE, "tool_choice",
+                          "tool_choice names '%.*s', which is not in tools", (int)name.len, name.base);
         return 0;
     }
     if (tc->type == GW_JSON_OBJECT && (ad_tools_is_hosted_type(type) || gw_str_eq(type, "local_shell")))
@@ -485,18 +493,21 @@ int gw_request_apply_endpoint(gw_request_t *r, gw_arena_t *a, const gw_endpoint_
         if (ep->hosted_tools == GW_HOSTED_REJECT) {
             char path[48];
             snprintf(path, sizeof(path), "tools[%zu]", i);
-            return reject(a, err, GW_ERR_UNSUPPORTED, path,
-                          "tool '%.*s' ('%s') is a hosted tool this endpoint's model cannot run (hosted_tools: reject)",
-                          (int)type.len, type.base, path);
+            return reject(
+                a, err, GW_ERR_UNSUPPORTED, path,
+                "tool '%.*s' ('%s') is a hosted tool this endpoint's model cannot run (hosted_tools: reject)",
+                (int)type.len, type.base, path);
         }
         r->dropped_tools[r->n_dropped_tools++] = gw_arena_strndup(a, type.base, type.len);
-        gw_log(GW_LOG_DEBUG, NULL, "event=hosted_tool_dropped endpoint=%s tool=%.*s", ep->name, (int)type.len, type.base);
+        gw_log(GW_LOG_DEBUG, NULL, "event=hosted_tool_dropped endpoint=%s tool=%.*s", ep->name, (int)type.len,
+               type.base);
     }
     gw_str_t ct = gw_json_get_str(r->tool_choice, "type");
     if (ct.base && ad_tools_is_hosted_type(ct))
-        return reject(a, err, GW_ERR_INVALID_VALUE, "tool_choice",
-                      "tool_choice names '%.*s', a hosted tool this endpoint's model cannot run (it was dropped)",
-                      (int)ct.len, ct.base);
+        return reject(
+            a, err, GW_ERR_INVALID_VALUE, "tool_choice",
+            "tool_choice names '%.*s', a hosted tool this endpoint's model cannot run (it was dropped)",
+            (int)ct.len, ct.base);
     return 0;
 }
 

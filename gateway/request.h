@@ -19,7 +19,8 @@ typedef struct {
     const gw_json_t *instructions;      /** string or NULL */
     const gw_json_t *tools;             /** array of tools (any kind of PROTOCOL.md §2.2) or NULL */
     ad_tools_t tool_map;                /** tools flattened for a ChatCompletions upstream */
-    const gw_json_t *tool_choice;       /** string or {"type":"function"|"custom","name"} or a hosted type, or NULL */
+    const gw_json_t
+        *tool_choice; /** string or {"type":"function"|"custom","name"} or a hosted type, or NULL */
     const gw_json_t *parallel_tool_calls;
     const gw_json_t *temperature, *top_p, *max_output_tokens;
     const gw_json_t *text;              /** {"format":...} or NULL */

@@ -175,7 +175,8 @@ static int on_item_add(void *ctx, const ad_item_t *in)
     gw_str_t name = in->name;
     if (in->kind == AD_ITEM_FUNCTION_CALL) {
         ad_input_dec_init(&it->dec);
-        const ad_tool_t *t = in->upstream_tool && s->o.req ? ad_tools_by_upstream(&s->o.req->tool_map, in->name) : NULL;
+        const ad_tool_t *t =
+            in->upstream_tool && s->o.req ? ad_tools_by_upstream(&s->o.req->tool_map, in->name) : NULL;
         if (t) {
             name = t->name;
             it->call_kind = t->kind == AD_TOOL_CUSTOM        ? GW_CALL_CUSTOM
@@ -190,7 +191,11 @@ static int on_item_add(void *ctx, const ad_item_t *in)
         memcpy(it->id, in->id.base, in->id.len);
         it->id[in->id.len] = '\0';
     } else {
-        gw_id_hex(it->id, in->kind == AD_ITEM_MESSAGE ? "msg_" : in->kind == AD_ITEM_REASONING ? "rs_" : call_prefix[it->call_kind], 32);
+        gw_id_hex(it->id,
+                  in->kind == AD_ITEM_MESSAGE     ? "msg_"
+                  : in->kind == AD_ITEM_REASONING ? "rs_"
+                                                  : call_prefix[it->call_kind],
+                  32);
     }
     if (in->kind == AD_ITEM_FUNCTION_CALL) {
         if (in->call_id.len) {
@@ -425,8 +430,8 @@ static int on_passthrough(void *ctx, const gw_json_t *ev)
         return -1;
     gw_str_t type = gw_json_get_str(ev, "type");
     if (!gw__dbx(s) || !s->o.stream || !type.len) {
-        gw_log(GW_LOG_DEBUG, NULL, "event=upstream_event_dropped type=%.*s", (int)(type.len > 64 ? 64 : type.len),
-               type.base ? type.base : "");
+        gw_log(GW_LOG_DEBUG, NULL, "event=upstream_event_dropped type=%.*s",
+               (int)(type.len > 64 ? 64 : type.len), type.base ? type.base : "");
         return 0;
     }
     on_begin(s);

@@ -19,18 +19,18 @@ struct part {
 
 struct item {
     ad_item_kind_t kind;
-    char id[96]; /** upstream ids pass through (OpenAI ids are ~52 chars) */
+    char id[96];          /** upstream ids pass through (OpenAI ids are ~52 chars) */
     char *call_id, *name; /** malloc'd copies (function_call) */
     int status;           /** -1 in progress, else ad_item_status_t */
     struct part *parts;
     size_t n_parts;
-    bool part_open;       /** last part still receiving deltas */
-    gw_buf_t args;        /** function_call arguments (as the upstream sent them) */
+    bool part_open; /** last part still receiving deltas */
+    gw_buf_t args;  /** function_call arguments (as the upstream sent them) */
     gw_call_kind_t call_kind;
-    char *ns;             /** malloc'd namespace of the called tool, NULL = none */
-    ad_input_dec_t dec;   /** custom tool calls: decodes `input` out of the arguments */
-    gw_buf_t input;       /** custom tool calls: decoded input so far */
-    gw_buf_t delta_ids;   /** cached `,"item_id":...,"output_index":N[,"<index>":M],"delta":` */
+    char *ns;              /** malloc'd namespace of the called tool, NULL = none */
+    ad_input_dec_t dec;    /** custom tool calls: decodes `input` out of the arguments */
+    gw_buf_t input;        /** custom tool calls: decoded input so far */
+    gw_buf_t delta_ids;    /** cached `,"item_id":...,"output_index":N[,"<index>":M],"delta":` */
     size_t delta_ids_part; /** part the cache was built for, + 1 (0 = none) */
 };
 
@@ -50,7 +50,7 @@ struct gw_stream {
     char *err_message; /** owned copy for err.message */
     ad_usage_t usage;
     gw_buf_t custom_outputs, trace, upstream_model; /** serialised JSON / text */
-    gw_buf_t scratch;                              /** surrogate joining */
+    gw_buf_t scratch;                               /** surrogate joining */
     uint64_t first_token_ns;
     size_t output_chars;
 };

@@ -11,11 +11,8 @@ extern const mock_family_t mock_codex_family;
 
 /* A new family: define it in its own file, then add it to this list. */
 static const mock_family_t *const families[] = {
-    &mock_chat_family,
-    &mock_chat_errors_family,
-    &mock_chat_load_family,
-    &mock_responses_family,
-    &mock_codex_family,
+    &mock_chat_family,      &mock_chat_errors_family, &mock_chat_load_family,
+    &mock_responses_family, &mock_codex_family,
 };
 
 static const char *family_name(const mock_family_t *f, size_t i)

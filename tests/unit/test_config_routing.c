@@ -89,21 +89,28 @@ Test(config_routing, errors_name_the_key, .timeout = 10)
     static const struct {
         const char *json, *want;
     } cases[] = {
-        {"{\"endpoints\":[{\"name\":\"a\"," UP ",\"hosted_tools\":\"keep\"}]}", "endpoints[0].hosted_tools: must be"},
-        {"{\"endpoints\":[{\"name\":\"a\"," UP ",\"system_messages\":1}]}", "endpoints[0].system_messages: must be a string"},
+        {"{\"endpoints\":[{\"name\":\"a\"," UP ",\"hosted_tools\":\"keep\"}]}",
+         "endpoints[0].hosted_tools: must be"},
+        {"{\"endpoints\":[{\"name\":\"a\"," UP ",\"system_messages\":1}]}",
+         "endpoints[0].system_messages: must be a string"},
         {"{\"endpoints\":[{\"name\":\"a\"," UP ",\"reasoning_passback\":\"some\"}]}",
          "endpoints[0].reasoning_passback: must be \"none\", \"tool_turns\" or \"all\""},
-        {"{\"endpoints\":[{\"name\":\"a\"," UP ",\"aliases\":\"gpt\"}]}", "endpoints[0].aliases: must be an array"},
-        {"{\"endpoints\":[{\"name\":\"a\"," UP ",\"aliases\":[\"ok\",\"\"]}]}", "endpoints[0].aliases[1]: must be"},
+        {"{\"endpoints\":[{\"name\":\"a\"," UP ",\"aliases\":\"gpt\"}]}",
+         "endpoints[0].aliases: must be an array"},
+        {"{\"endpoints\":[{\"name\":\"a\"," UP ",\"aliases\":[\"ok\",\"\"]}]}",
+         "endpoints[0].aliases[1]: must be"},
         {"{\"endpoints\":[{\"name\":\"a\"," UP ",\"aliases\":[3]}]}", "endpoints[0].aliases[0]: must be"},
         {"{\"endpoints\":[{\"name\":\"a\"," UP "},{\"name\":\"b\"," UP ",\"aliases\":[\"a\"]}]}",
          "endpoints[1].aliases[0]: \"a\" is already the name of an endpoint"},
-        {"{\"endpoints\":[{\"name\":\"a\"," UP ",\"aliases\":[\"m\"]},{\"name\":\"b\"," UP ",\"aliases\":[\"x\",\"m\"]}]}",
+        {"{\"endpoints\":[{\"name\":\"a\"," UP ",\"aliases\":[\"m\"]},{\"name\":\"b\"," UP
+         ",\"aliases\":[\"x\",\"m\"]}]}",
          "endpoints[1].aliases[1]: duplicate alias \"m\" (also on endpoints[0])"},
         {"{\"endpoints\":[{\"name\":\"a\"," UP ",\"aliases\":[\"m\",\"m\"]}]}",
          "endpoints[0].aliases[1]: duplicate alias \"m\" (also on endpoints[0])"},
-        {"{\"default_endpoint\":\"zz\",\"endpoints\":[{\"name\":\"a\"," UP "}]}", "default_endpoint: \"zz\" is not an endpoint"},
-        {"{\"default_endpoint\":5,\"endpoints\":[{\"name\":\"a\"," UP "}]}", "default_endpoint: must be a string"},
+        {"{\"default_endpoint\":\"zz\",\"endpoints\":[{\"name\":\"a\"," UP "}]}",
+         "default_endpoint: \"zz\" is not an endpoint"},
+        {"{\"default_endpoint\":5,\"endpoints\":[{\"name\":\"a\"," UP "}]}",
+         "default_endpoint: must be a string"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char err[ERRLEN] = "";

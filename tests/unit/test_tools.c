@@ -31,7 +31,8 @@ static char *decode(const char *args, size_t n, size_t cut, bool bytewise)
         size_t step = bytewise ? 1 : i < cut ? cut - i : n - i;
         gw_buf_reset(&piece);
         ad_input_dec_feed(&d, gw_str_n(args + i, step), &piece);
-        cr_assert_eq(gw_utf8_valid_prefix(gw_buf_str(&piece)), piece.len, "a piece cuts a character (cut %zu)", cut);
+        cr_assert_eq(gw_utf8_valid_prefix(gw_buf_str(&piece)), piece.len,
+                     "a piece cuts a character (cut %zu)", cut);
         gw_buf_append_str(&all, gw_buf_str(&piece));
         i += step;
     }
@@ -72,8 +73,10 @@ Test(tools, input_decoding_split_at_every_offset, .timeout = 30)
     check_decode(" { \"input\" :\n \"x y\" } ", "x y");
     check_decode("{\"input\":\"first\",\"extra\":1}", "first");
     /* Lone surrogate halves become U+FFFD, the text around them stays. */
-    check_decode("{\"input\":\"a\\ud83db\"}", "a\xef\xbf\xbd" "b");
-    check_decode("{\"input\":\"a\\ude00b\"}", "a\xef\xbf\xbd" "b");
+    check_decode("{\"input\":\"a\\ud83db\"}", "a\xef\xbf\xbd"
+                                              "b");
+    check_decode("{\"input\":\"a\\ude00b\"}", "a\xef\xbf\xbd"
+                                              "b");
     check_decode("{\"input\":\"\\ud83d\\ud83d\\ude00\"}", "\xef\xbf\xbd\xf0\x9f\x98\x80");
     check_decode("{\"input\":\"a\\ud83d\\n\"}", "a\xef\xbf\xbd\n");
     /* Cut off inside the string: what was decoded stays, an unfinished piece is one U+FFFD. */
@@ -117,14 +120,15 @@ static bool str_is(gw_str_t s, const char *want)
 Test(tools, table_names_and_kinds, .timeout = 10)
 {
     gw_arena_t *a = gw_arena_new();
-    const gw_json_t *tools = parse(a, "[{\"type\":\"function\",\"name\":\"run\"},"
-                                      "{\"type\":\"custom\",\"name\":\"apply_patch\"},"
-                                      "{\"type\":\"namespace\",\"name\":\"agents\",\"tools\":["
-                                      "{\"type\":\"function\",\"name\":\"spawn\"},{\"type\":\"function\",\"name\":\"run\"}]},"
-                                      "{\"type\":\"namespace\",\"name\":\"my.tools\",\"tools\":["
-                                      "{\"type\":\"custom\",\"name\":\"run\"}]},"
-                                      "{\"type\":\"local_shell\"},{\"type\":\"web_search\"},"
-                                      "{\"type\":\"tool_search\",\"execution\":\"client\"}]");
+    const gw_json_t *tools =
+        parse(a, "[{\"type\":\"function\",\"name\":\"run\"},"
+                 "{\"type\":\"custom\",\"name\":\"apply_patch\"},"
+                 "{\"type\":\"namespace\",\"name\":\"agents\",\"tools\":["
+                 "{\"type\":\"function\",\"name\":\"spawn\"},{\"type\":\"function\",\"name\":\"run\"}]},"
+                 "{\"type\":\"namespace\",\"name\":\"my.tools\",\"tools\":["
+                 "{\"type\":\"custom\",\"name\":\"run\"}]},"
+                 "{\"type\":\"local_shell\"},{\"type\":\"web_search\"},"
+                 "{\"type\":\"tool_search\",\"execution\":\"client\"}]");
     ad_tools_t t;
     ad_tools_build(a, tools, &t);
     cr_assert_eq(t.n, 8);
@@ -144,20 +148,22 @@ Test(tools, table_names_and_kinds, .timeout = 10)
     };
     for (size_t i = 0; i < t.n; i++) {
         cr_assert_eq(t.v[i].kind, want[i].kind, "tool %zu kind", i);
-        cr_assert(str_is(t.v[i].name, want[i].name), "tool %zu name %.*s", i, (int)t.v[i].name.len, t.v[i].name.base);
+        cr_assert(str_is(t.v[i].name, want[i].name), "tool %zu name %.*s", i, (int)t.v[i].name.len,
+                  t.v[i].name.base);
         cr_assert(want[i].ns ? str_is(t.v[i].ns, want[i].ns) : !t.v[i].ns.base, "tool %zu namespace", i);
-        cr_assert(str_is(t.v[i].upstream, want[i].upstream), "tool %zu upstream %.*s", i, (int)t.v[i].upstream.len,
-                  t.v[i].upstream.base);
+        cr_assert(str_is(t.v[i].upstream, want[i].upstream), "tool %zu upstream %.*s", i,
+                  (int)t.v[i].upstream.len, t.v[i].upstream.base);
     }
     /* Calls map back by upstream name; history items map forward by (namespace, name). */
     cr_assert_eq(ad_tools_by_upstream(&t, GW_STR_LIT("agents__run")), &t.v[3]);
     cr_assert_eq(ad_tools_by_upstream(&t, GW_STR_LIT("run")), &t.v[0]);
-    cr_assert_null(ad_tools_by_upstream(&t, GW_STR_LIT("web_search")), "hosted tools are never called upstream");
+    cr_assert_null(ad_tools_by_upstream(&t, GW_STR_LIT("web_search")),
+                   "hosted tools are never called upstream");
     cr_assert_eq(ad_tools_find(&t, GW_STR_LIT("my.tools"), GW_STR_LIT("run")), &t.v[4]);
     cr_assert(str_is(ad_tools_upstream_name(a, &t, GW_STR_LIT("agents"), GW_STR_LIT("spawn")), "spawn"));
     cr_assert(str_is(ad_tools_upstream_name(a, &t, GW_STR_NULL, GW_STR_LIT("gone")), "gone"));
     cr_assert(str_is(ad_tools_upstream_name(a, &t, GW_STR_LIT("old"), GW_STR_LIT("gone")), "old__gone"),
-                     "a namespaced call of a tool no longer sent keeps the documented mangling");
+              "a namespaced call of a tool no longer sent keeps the documented mangling");
     gw_arena_free(a);
 }
 
@@ -187,13 +193,14 @@ Test(tools, mangled_names_fit_64_bytes, .timeout = 10)
 Test(tools, upstream_tools_golden, .timeout = 10)
 {
     gw_arena_t *a = gw_arena_new();
-    const gw_json_t *tools =
-        parse(a, "[{\"type\":\"custom\",\"name\":\"apply_patch\",\"description\":\"Edit files.\",\"format\":{\"type\":"
-                 "\"grammar\",\"syntax\":\"lark\",\"definition\":\"start: x\"}},"
-                 "{\"type\":\"custom\",\"name\":\"note\",\"format\":{\"type\":\"text\"}},"
-                 "{\"type\":\"function\",\"name\":\"f\",\"description\":\"F\",\"parameters\":{\"type\":\"object\"},"
-                 "\"strict\":false,\"defer_loading\":true},"
-                 "{\"type\":\"local_shell\"},{\"type\":\"web_search_preview\"}]");
+    const gw_json_t *tools = parse(
+        a,
+        "[{\"type\":\"custom\",\"name\":\"apply_patch\",\"description\":\"Edit files.\",\"format\":{\"type\":"
+        "\"grammar\",\"syntax\":\"lark\",\"definition\":\"start: x\"}},"
+        "{\"type\":\"custom\",\"name\":\"note\",\"format\":{\"type\":\"text\"}},"
+        "{\"type\":\"function\",\"name\":\"f\",\"description\":\"F\",\"parameters\":{\"type\":\"object\"},"
+        "\"strict\":false,\"defer_loading\":true},"
+        "{\"type\":\"local_shell\"},{\"type\":\"web_search_preview\"}]");
     ad_tools_t t;
     ad_tools_build(a, tools, &t);
     gw_buf_t out, tmp;
@@ -204,21 +211,33 @@ Test(tools, upstream_tools_golden, .timeout = 10)
     gw_jgen_free(j);
     gw_buf_append(&out, "", 1);
     static const char want[] =
-        "[{\"type\":\"function\",\"function\":{\"name\":\"apply_patch\",\"description\":\"Edit files.\\n\\nCall this "
-        "function with one argument, `input`: a string holding the tool's raw input (not JSON). The input must "
-        "match this lark grammar:\\nstart: x\",\"parameters\":{\"type\":\"object\",\"properties\":{\"input\":{\"type\":"
+        "[{\"type\":\"function\",\"function\":{\"name\":\"apply_patch\",\"description\":\"Edit "
+        "files.\\n\\nCall this "
+        "function with one argument, `input`: a string holding the tool's raw input (not JSON). The input "
+        "must "
+        "match this lark grammar:\\nstart: "
+        "x\",\"parameters\":{\"type\":\"object\",\"properties\":{\"input\":{\"type\":"
         "\"string\"}},\"required\":[\"input\"],\"additionalProperties\":false}}},"
-        "{\"type\":\"function\",\"function\":{\"name\":\"note\",\"description\":\"Call this function with one "
-        "argument, `input`: a string holding the tool's raw input (not JSON).\",\"parameters\":{\"type\":\"object\","
-        "\"properties\":{\"input\":{\"type\":\"string\"}},\"required\":[\"input\"],\"additionalProperties\":false}}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"note\",\"description\":\"Call this function with "
+        "one "
+        "argument, `input`: a string holding the tool's raw input (not "
+        "JSON).\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"input\":{\"type\":\"string\"}},\"required\":[\"input\"],\"additionalProperties\":"
+        "false}}},"
         "{\"type\":\"function\",\"function\":{\"name\":\"f\",\"description\":\"F\",\"parameters\":{\"type\":"
         "\"object\"},\"strict\":false}},"
-        "{\"type\":\"function\",\"function\":{\"name\":\"local_shell\",\"description\":\"Run a command on the user's "
-        "machine and get its output.\",\"parameters\":{\"type\":\"object\",\"properties\":{\"command\":{\"type\":"
-        "\"array\",\"items\":{\"type\":\"string\"},\"description\":\"The command and its arguments.\"},\"env\":{"
-        "\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},\"description\":\"Environment variables "
-        "to set.\"},\"timeout_ms\":{\"type\":\"integer\",\"description\":\"Timeout in milliseconds.\"},\"user\":{"
-        "\"type\":\"string\",\"description\":\"User to run the command as.\"},\"working_directory\":{\"type\":"
+        "{\"type\":\"function\",\"function\":{\"name\":\"local_shell\",\"description\":\"Run a command on "
+        "the user's "
+        "machine and get its "
+        "output.\",\"parameters\":{\"type\":\"object\",\"properties\":{\"command\":{\"type\":"
+        "\"array\",\"items\":{\"type\":\"string\"},\"description\":\"The command and its "
+        "arguments.\"},\"env\":{"
+        "\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},\"description\":\"Environment "
+        "variables "
+        "to set.\"},\"timeout_ms\":{\"type\":\"integer\",\"description\":\"Timeout in "
+        "milliseconds.\"},\"user\":{"
+        "\"type\":\"string\",\"description\":\"User to run the command "
+        "as.\"},\"working_directory\":{\"type\":"
         "\"string\",\"description\":\"Working directory.\"}},\"required\":[\"command\"]}}}]";
     cr_assert_str_eq(out.base, want);
     gw_buf_dispose(&out);

@@ -17,8 +17,11 @@
 
 static gw_endpoint_cfg_t ep_default(void)
 {
-    return (gw_endpoint_cfg_t){.name = "m", .adapter = GW_ADAPTER_CHAT_COMPLETIONS, .model = "up-model",
-                               .max_tokens_field = "max_tokens", .sampling_rate = 1.0};
+    return (gw_endpoint_cfg_t){.name = "m",
+                               .adapter = GW_ADAPTER_CHAT_COMPLETIONS,
+                               .model = "up-model",
+                               .max_tokens_field = "max_tokens",
+                               .sampling_rate = 1.0};
 }
 
 typedef struct {
@@ -35,8 +38,10 @@ static void encode_ep(enc_t *e, const char *body, size_t len, const gw_endpoint_
     e->a = gw_arena_new();
     gw_buf_init(&e->out);
     gw_error_t err = {0};
-    cr_assert_eq(gw_request_parse(e->a, gw_str_n(body, len), false, &e->r, &err), 0, "rejected: %s", err.message);
-    cr_assert_eq(gw_request_apply_endpoint(&e->r, e->a, ep, &err), 0, "rejected for the endpoint: %s", err.message);
+    cr_assert_eq(gw_request_parse(e->a, gw_str_n(body, len), false, &e->r, &err), 0, "rejected: %s",
+                 err.message);
+    cr_assert_eq(gw_request_apply_endpoint(&e->r, e->a, ep, &err), 0, "rejected for the endpoint: %s",
+                 err.message);
     cr_assert_eq(ad_chat_completions.encode_request(&e->r, ep, false, &e->out, &err), 0);
     gw_json_t *j = NULL;
     cr_assert_eq(gw_json_parse(e->a, e->out.base, e->out.len, &j, NULL), 0, "upstream body is not JSON");
@@ -74,25 +79,27 @@ static void check_member(const enc_t *e, const char *key, const char *want)
 Test(tools_request, custom_and_namespace_calls_map_forward, .timeout = 10)
 {
     enc_t e;
-    encode(&e, "{" M "\"tools\":[{\"type\":\"custom\",\"name\":\"apply_patch\"},"
-               "{\"type\":\"namespace\",\"name\":\"a\",\"tools\":[{\"type\":\"function\",\"name\":\"run\"}]},"
-               "{\"type\":\"namespace\",\"name\":\"b\",\"tools\":[{\"type\":\"function\",\"name\":\"run\"}]}],"
-               "\"input\":[{\"role\":\"user\",\"content\":\"go\"},"
-               "{\"type\":\"custom_tool_call\",\"id\":\"ctc_1\",\"status\":\"completed\",\"call_id\":\"c1\","
-               "\"name\":\"apply_patch\",\"input\":\"*** Begin Patch\\n\\\"q\\\"\"},"
-               "{\"type\":\"function_call\",\"id\":\"fc_2\",\"status\":\"completed\",\"call_id\":\"c2\","
-               "\"name\":\"run\",\"namespace\":\"b\",\"arguments\":\"{}\"},"
-               "{\"type\":\"custom_tool_call_output\",\"id\":\"ctco_1\",\"call_id\":\"c1\",\"output\":\"ok\"},"
-               "{\"type\":\"function_call_output\",\"id\":\"fco_2\",\"call_id\":\"c2\",\"output\":[{\"type\":"
-               "\"input_text\",\"text\":\"done\"}]}]}");
-    check_member(&e, "messages",
-                 "[{\"role\":\"user\",\"content\":\"go\"},"
-                 "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
-                 "{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"apply_patch\",\"arguments\":"
-                 "\"{\\\"input\\\":\\\"*** Begin Patch\\\\n\\\\\\\"q\\\\\\\"\\\"}\"}},"
-                 "{\"id\":\"c2\",\"type\":\"function\",\"function\":{\"name\":\"b__run\",\"arguments\":\"{}\"}}]},"
-                 "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"ok\"},"
-                 "{\"role\":\"tool\",\"tool_call_id\":\"c2\",\"content\":\"done\"}]");
+    encode(&e,
+           "{" M "\"tools\":[{\"type\":\"custom\",\"name\":\"apply_patch\"},"
+           "{\"type\":\"namespace\",\"name\":\"a\",\"tools\":[{\"type\":\"function\",\"name\":\"run\"}]},"
+           "{\"type\":\"namespace\",\"name\":\"b\",\"tools\":[{\"type\":\"function\",\"name\":\"run\"}]}],"
+           "\"input\":[{\"role\":\"user\",\"content\":\"go\"},"
+           "{\"type\":\"custom_tool_call\",\"id\":\"ctc_1\",\"status\":\"completed\",\"call_id\":\"c1\","
+           "\"name\":\"apply_patch\",\"input\":\"*** Begin Patch\\n\\\"q\\\"\"},"
+           "{\"type\":\"function_call\",\"id\":\"fc_2\",\"status\":\"completed\",\"call_id\":\"c2\","
+           "\"name\":\"run\",\"namespace\":\"b\",\"arguments\":\"{}\"},"
+           "{\"type\":\"custom_tool_call_output\",\"id\":\"ctco_1\",\"call_id\":\"c1\",\"output\":\"ok\"},"
+           "{\"type\":\"function_call_output\",\"id\":\"fco_2\",\"call_id\":\"c2\",\"output\":[{\"type\":"
+           "\"input_text\",\"text\":\"done\"}]}]}");
+    check_member(
+        &e, "messages",
+        "[{\"role\":\"user\",\"content\":\"go\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+        "{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"apply_patch\",\"arguments\":"
+        "\"{\\\"input\\\":\\\"*** Begin Patch\\\\n\\\\\\\"q\\\\\\\"\\\"}\"}},"
+        "{\"id\":\"c2\",\"type\":\"function\",\"function\":{\"name\":\"b__run\",\"arguments\":\"{}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"ok\"},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c2\",\"content\":\"done\"}]");
     const gw_json_t *tools = test_jget(e.j, "tools");
     cr_assert_eq(tools->len, 3);
     cr_assert_str_eq(test_js(test_jget(gw_json_at(tools, 1), "function"), "name"), "a__run");
@@ -103,20 +110,23 @@ Test(tools_request, custom_and_namespace_calls_map_forward, .timeout = 10)
 Test(tools_request, local_shell_and_hosted_items, .timeout = 10)
 {
     enc_t e;
-    encode(&e, "{" M "\"tools\":[{\"type\":\"local_shell\"},{\"type\":\"web_search\"},{\"type\":\"file_search\","
-               "\"vector_store_ids\":[\"v\"]}],\"tool_choice\":{\"type\":\"local_shell\"},"
-               "\"input\":[{\"role\":\"user\",\"content\":\"ls\"},"
-               "{\"type\":\"web_search_call\",\"id\":\"ws_1\",\"status\":\"completed\",\"action\":{\"type\":\"search\"}},"
-               "{\"type\":\"local_shell_call\",\"id\":\"lsh_1\",\"call_id\":\"c9\",\"status\":\"completed\","
-               "\"action\":{\"type\":\"exec\",\"command\":[\"ls\",\"-l\"],\"env\":{}}},"
-               "{\"type\":\"local_shell_call_output\",\"id\":\"c9\",\"output\":\"a.txt\"},"
-               "{\"type\":\"mcp_list_tools\",\"id\":\"ml\",\"server_label\":\"s\",\"tools\":[]}]}");
-    check_member(&e, "messages",
-                 "[{\"role\":\"user\",\"content\":\"ls\"},"
-                 "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c9\",\"type\":\"function\","
-                 "\"function\":{\"name\":\"local_shell\",\"arguments\":\"{\\\"type\\\":\\\"exec\\\",\\\"command\\\":"
-                 "[\\\"ls\\\",\\\"-l\\\"],\\\"env\\\":{}}\"}}]},"
-                 "{\"role\":\"tool\",\"tool_call_id\":\"c9\",\"content\":\"a.txt\"}]");
+    encode(&e,
+           "{" M "\"tools\":[{\"type\":\"local_shell\"},{\"type\":\"web_search\"},{\"type\":\"file_search\","
+           "\"vector_store_ids\":[\"v\"]}],\"tool_choice\":{\"type\":\"local_shell\"},"
+           "\"input\":[{\"role\":\"user\",\"content\":\"ls\"},"
+           "{\"type\":\"web_search_call\",\"id\":\"ws_1\",\"status\":\"completed\",\"action\":{\"type\":"
+           "\"search\"}},"
+           "{\"type\":\"local_shell_call\",\"id\":\"lsh_1\",\"call_id\":\"c9\",\"status\":\"completed\","
+           "\"action\":{\"type\":\"exec\",\"command\":[\"ls\",\"-l\"],\"env\":{}}},"
+           "{\"type\":\"local_shell_call_output\",\"id\":\"c9\",\"output\":\"a.txt\"},"
+           "{\"type\":\"mcp_list_tools\",\"id\":\"ml\",\"server_label\":\"s\",\"tools\":[]}]}");
+    check_member(
+        &e, "messages",
+        "[{\"role\":\"user\",\"content\":\"ls\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c9\",\"type\":\"function\","
+        "\"function\":{\"name\":\"local_shell\",\"arguments\":\"{\\\"type\\\":\\\"exec\\\",\\\"command\\\":"
+        "[\\\"ls\\\",\\\"-l\\\"],\\\"env\\\":{}}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c9\",\"content\":\"a.txt\"}]");
     const gw_json_t *tools = test_jget(e.j, "tools");
     cr_assert_eq(tools->len, 1, "hosted tools are not sent");
     check_member(&e, "tool_choice", "{\"type\":\"function\",\"function\":{\"name\":\"local_shell\"}}");
@@ -135,8 +145,10 @@ Test(tools_request, hosted_tools_reject_and_tool_choice_on_a_dropped_tool, .time
         gw_err_kind_t kind;
         const char *param, *msg;
     } cases[] = {
-        {"{" M "\"input\":\"x\",\"tools\":[{\"type\":\"function\",\"name\":\"f\"},{\"type\":\"code_interpreter\"}]}",
-         GW_HOSTED_REJECT, GW_ERR_UNSUPPORTED, "tools[1]", "'code_interpreter' ('tools[1]') is a hosted tool"},
+        {"{" M "\"input\":\"x\",\"tools\":[{\"type\":\"function\",\"name\":\"f\"},{\"type\":\"code_"
+               "interpreter\"}]}",
+         GW_HOSTED_REJECT, GW_ERR_UNSUPPORTED, "tools[1]",
+         "'code_interpreter' ('tools[1]') is a hosted tool"},
         {"{" M "\"input\":\"x\",\"tools\":[{\"type\":\"web_search_preview\"}],\"tool_choice\":{\"type\":"
          "\"web_search_preview\"}}",
          GW_HOSTED_DROP, GW_ERR_INVALID_VALUE, "tool_choice", "it was dropped"},
@@ -147,7 +159,8 @@ Test(tools_request, hosted_tools_reject_and_tool_choice_on_a_dropped_tool, .time
         gw_arena_t *a = gw_arena_new();
         gw_request_t r;
         gw_error_t err = {0};
-        cr_assert_eq(gw_request_parse(a, gw_str(cases[i].body), false, &r, &err), 0, "case %zu: %s", i, err.message);
+        cr_assert_eq(gw_request_parse(a, gw_str(cases[i].body), false, &r, &err), 0, "case %zu: %s", i,
+                     err.message);
         gw_endpoint_cfg_t ep = ep_default();
         ep.hosted_tools = cases[i].policy;
         cr_assert_eq(gw_request_apply_endpoint(&r, a, &ep, &err), -1, "case %zu accepted", i);
@@ -168,14 +181,14 @@ Test(tools_request, new_items_are_validated, .timeout = 10)
         const char *body, *param, *msg;
         gw_err_kind_t kind;
     } cases[] = {
-        {"{" M "\"input\":[{\"type\":\"custom_tool_call_output\",\"call_id\":\"zz\",\"output\":\"o\"}]}", "input[0]",
-         "refers to call_id 'zz'", GW_ERR_INVALID_VALUE},
-        {"{" M "\"input\":[{\"type\":\"local_shell_call_output\",\"id\":\"zz\",\"output\":\"o\"}]}", "input[0]",
-         "refers to call_id 'zz'", GW_ERR_INVALID_VALUE},
+        {"{" M "\"input\":[{\"type\":\"custom_tool_call_output\",\"call_id\":\"zz\",\"output\":\"o\"}]}",
+         "input[0]", "refers to call_id 'zz'", GW_ERR_INVALID_VALUE},
+        {"{" M "\"input\":[{\"type\":\"local_shell_call_output\",\"id\":\"zz\",\"output\":\"o\"}]}",
+         "input[0]", "refers to call_id 'zz'", GW_ERR_INVALID_VALUE},
         {"{" M "\"input\":[{\"type\":\"custom_tool_call\",\"call_id\":\"c\",\"input\":\"x\"}]}", "input[0]",
          "needs 'call_id' and 'name'", GW_ERR_INVALID_VALUE},
-        {"{" M "\"input\":[{\"type\":\"custom_tool_call\",\"call_id\":\"c\",\"name\":\"n\",\"input\":{}}]}", "input[0]",
-         "'input[0].input' must be a string", GW_ERR_INVALID_JSON},
+        {"{" M "\"input\":[{\"type\":\"custom_tool_call\",\"call_id\":\"c\",\"name\":\"n\",\"input\":{}}]}",
+         "input[0]", "'input[0].input' must be a string", GW_ERR_INVALID_JSON},
         {"{" M "\"input\":[{\"type\":\"local_shell_call\",\"call_id\":\"c\",\"action\":\"ls\"}]}", "input[0]",
          "must be an object", GW_ERR_INVALID_JSON},
         {"{" M "\"input\":[{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"n\",\"namespace\":3}]}",
@@ -185,7 +198,8 @@ Test(tools_request, new_items_are_validated, .timeout = 10)
         {"{" M "\"input\":\"x\",\"tools\":[{\"type\":\"namespace\",\"name\":\"n\",\"tools\":[{\"type\":"
          "\"web_search\"}]}]}",
          "tools[0].tools[0]", "function and custom tools only", GW_ERR_UNSUPPORTED},
-        {"{" M "\"input\":\"x\",\"tools\":[{\"type\":\"custom\",\"name\":\"c\",\"format\":{\"type\":\"regexp\"}}]}",
+        {"{" M
+         "\"input\":\"x\",\"tools\":[{\"type\":\"custom\",\"name\":\"c\",\"format\":{\"type\":\"regexp\"}}]}",
          "tools[0]", "format.type", GW_ERR_INVALID_VALUE},
         {"{" M "\"input\":\"x\",\"tools\":[{\"type\":\"custom\"}]}", "tools[0]", "needs a 'name'",
          GW_ERR_INVALID_VALUE},
@@ -210,13 +224,16 @@ Test(tools_request, reasoning_passback, .timeout = 10)
     static const char body[] =
         "{" M "\"input\":[{\"role\":\"user\",\"content\":\"q1\"},"
         "{\"type\":\"reasoning\",\"id\":\"rs_1\",\"summary\":[{\"type\":\"summary_text\",\"text\":\"old\"}]},"
-        "{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"a1\"}]},"
+        "{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"a1\"}"
+        "]},"
         "{\"role\":\"user\",\"content\":\"q2\"},"
         "{\"type\":\"reasoning\",\"id\":\"rs_2\",\"summary\":[{\"type\":\"summary_text\",\"text\":\"s\"}],"
-        "\"content\":[{\"type\":\"reasoning_text\",\"text\":\"think\"},{\"type\":\"reasoning_text\",\"text\":\"more\"}]},"
+        "\"content\":[{\"type\":\"reasoning_text\",\"text\":\"think\"},{\"type\":\"reasoning_text\",\"text\":"
+        "\"more\"}]},"
         "{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"f\",\"arguments\":\"{}\"},"
         "{\"type\":\"function_call_output\",\"call_id\":\"c\",\"output\":\"o\"},"
-        "{\"type\":\"reasoning\",\"id\":\"rs_3\",\"summary\":[{\"type\":\"summary_text\",\"text\":\"last\"}]}]}";
+        "{\"type\":\"reasoning\",\"id\":\"rs_3\",\"summary\":[{\"type\":\"summary_text\",\"text\":\"last\"}]}"
+        "]}";
     gw_endpoint_cfg_t ep = ep_default();
     enc_t e;
     encode_ep(&e, body, strlen(body), &ep);
@@ -227,11 +244,13 @@ Test(tools_request, reasoning_passback, .timeout = 10)
 
     ep.reasoning_passback = GW_PASSBACK_TOOL_TURNS;
     encode_ep(&e, body, strlen(body), &ep);
-    check_member(&e, "messages",
-                 "[{\"role\":\"user\",\"content\":\"q1\"},{\"role\":\"assistant\",\"content\":\"a1\"},"
-                 "{\"role\":\"user\",\"content\":\"q2\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
-                 "{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}],"
-                 "\"reasoning_content\":\"think\\nmore\"},{\"role\":\"tool\",\"tool_call_id\":\"c\",\"content\":\"o\"}]");
+    check_member(
+        &e, "messages",
+        "[{\"role\":\"user\",\"content\":\"q1\"},{\"role\":\"assistant\",\"content\":\"a1\"},"
+        "{\"role\":\"user\",\"content\":\"q2\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+        "{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}],"
+        "\"reasoning_content\":\"think\\nmore\"},{\"role\":\"tool\",\"tool_call_id\":\"c\",\"content\":\"o\"}"
+        "]");
     enc_free(&e);
 
     ep.reasoning_passback = GW_PASSBACK_ALL;
@@ -251,11 +270,15 @@ Test(tools_request, call_id_check_is_linear, .timeout = 30)
     gw_buf_init(&b);
     gw_buf_append_cstr(&b, "{" M "\"input\":[{\"role\":\"user\",\"content\":\"go\"}");
     for (int i = 0; i < N; i++)
-        gw_buf_appendf(&b, ",{\"type\":\"function_call\",\"call_id\":\"call_%08d" PAD "\",\"name\":\"lookup_something\",\"arguments\":\"{\\\"q\\\":\\\"%d some "
-                           "argument text to make it realistic\\\"}\"}",
+        gw_buf_appendf(&b,
+                       ",{\"type\":\"function_call\",\"call_id\":\"call_%08d" PAD
+                       "\",\"name\":\"lookup_something\",\"arguments\":\"{\\\"q\\\":\\\"%d some "
+                       "argument text to make it realistic\\\"}\"}",
                        i, i);
     for (int i = 0; i < N; i++)
-        gw_buf_appendf(&b, ",{\"type\":\"function_call_output\",\"call_id\":\"call_%08d" PAD "\",\"output\":\"result %d with some output text\"}",
+        gw_buf_appendf(&b,
+                       ",{\"type\":\"function_call_output\",\"call_id\":\"call_%08d" PAD
+                       "\",\"output\":\"result %d with some output text\"}",
                        i, i);
     gw_buf_append_cstr(&b, "]}");
     cr_assert_gt(b.len, 3500000);
@@ -314,7 +337,8 @@ Test(tools_request, codex_catalog_model_request, .timeout = 10)
     const gw_json_t *m = test_jget(e.j, "messages");
     cr_assert_str_eq(test_js(gw_json_at(m, 0), "role"), "system");
     cr_assert_str_eq(test_js(gw_json_at(m, 1), "role"), "user");
-    cr_assert(strstr(test_js(gw_json_at(m, 0), "content"), "</permissions instructions>\n\n<skills_instructions>") ||
+    cr_assert(strstr(test_js(gw_json_at(m, 0), "content"),
+                     "</permissions instructions>\n\n<skills_instructions>") ||
                   strstr(test_js(gw_json_at(m, 0), "content"), "\n\n<skills_instructions>"),
               "joined by a blank line");
     /* The turn's calls: exec_command then the custom apply_patch call, each answered. */
@@ -324,13 +348,14 @@ Test(tools_request, codex_catalog_model_request, .timeout = 10)
     cr_assert_str_eq(test_js(gw_json_at(m, 4), "role"), "tool");
     const gw_json_t *patch = test_jget(gw_json_at(test_jget(gw_json_at(m, 5), "tool_calls"), 0), "function");
     cr_assert_str_eq(test_js(patch, "name"), "apply_patch");
-    cr_assert_str_eq(test_js(patch, "arguments"),
-                     "{\"input\":\"*** Begin Patch\\n*** Add File: hello.txt\\n+hello world\\n*** End Patch\\n\"}");
+    cr_assert_str_eq(
+        test_js(patch, "arguments"),
+        "{\"input\":\"*** Begin Patch\\n*** Add File: hello.txt\\n+hello world\\n*** End Patch\\n\"}");
     cr_assert_str_eq(test_js(gw_json_at(m, 6), "tool_call_id"), "call_2");
     cr_assert_eq(m->len, 7);
     /* Nothing of Codex's Responses-only fields reaches the model. */
-    static const char *const absent[] = {"include", "prompt_cache_key", "client_metadata", "store", "reasoning", "text",
-                                         "input", NULL};
+    static const char *const absent[] = {
+        "include", "prompt_cache_key", "client_metadata", "store", "reasoning", "text", "input", NULL};
     for (const char *const *k = absent; *k; k++)
         cr_assert_null(gw_json_get(e.j, *k), "%s sent upstream", *k);
     check_member(&e, "reasoning_effort", "\"medium\"");

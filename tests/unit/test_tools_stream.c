@@ -65,7 +65,8 @@ static void check_items(const gw_json_t *out)
     cr_assert_str_eq(test_js(sh, "call_id"), "call_s");
     cr_assert_str_eq(test_js(sh, "status"), "completed");
     char *action = test_json_text(test_jget(sh, "action"));
-    cr_assert_str_eq(action, "{\"type\":\"exec\",\"command\":[\"ls\",\"-l\"],\"env\":{},\"working_directory\":\"/w\"}");
+    cr_assert_str_eq(
+        action, "{\"type\":\"exec\",\"command\":[\"ls\",\"-l\"],\"env\":{},\"working_directory\":\"/w\"}");
     free(action);
 }
 
@@ -98,14 +99,13 @@ Test(tools_stream, custom_namespace_local_shell_events, .timeout = 20)
         t += len + (comma ? 1 : 0);
     }
     gw_buf_append(&runs, "", 1);
-    cr_assert_str_eq(runs.base,
-                     "response.created,response.in_progress,"
-                     "response.output_item.added,response.custom_tool_call_input.delta*,"
-                     "response.output_item.added,response.function_call_arguments.delta,"
-                     "response.output_item.added,"
-                     "response.custom_tool_call_input.done,response.output_item.done,"
-                     "response.function_call_arguments.done,response.output_item.done*,"
-                     "response.completed");
+    cr_assert_str_eq(runs.base, "response.created,response.in_progress,"
+                                "response.output_item.added,response.custom_tool_call_input.delta*,"
+                                "response.output_item.added,response.function_call_arguments.delta,"
+                                "response.output_item.added,"
+                                "response.custom_tool_call_input.done,response.output_item.done,"
+                                "response.function_call_arguments.done,response.output_item.done*,"
+                                "response.completed");
     gw_buf_dispose(&runs);
     free(types);
     /* The deltas are decoded input as it arrived, each whole UTF-8, concatenating to .done. */
@@ -181,9 +181,13 @@ Test(tools_stream, malformed_custom_arguments_fall_back_to_raw_text, .timeout = 
 {
     /* A model that ignores the {"input"} schema and sends the patch itself as arguments. */
     static const char sse[] =
-        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c1\",\"type\":\"function\","
-        "\"function\":{\"name\":\"apply_patch\",\"arguments\":\"*** Begin Patch\\n\"}}]},\"finish_reason\":null}]}\n\n"
-        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
+        "data: "
+        "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c1\",\"type\":"
+        "\"function\","
+        "\"function\":{\"name\":\"apply_patch\",\"arguments\":\"*** Begin "
+        "Patch\\n\"}}]},\"finish_reason\":null}]}\n\n"
+        "data: "
+        "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
         "\"*** End Patch\\n\"}}]},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n";
     test_run_t r;
     test_run_begin(&r, &STREAM);
