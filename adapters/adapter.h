@@ -41,6 +41,9 @@ typedef struct {
     gw_str_t id;      /** empty: the renderer mints msg_/fc_/rs_ + 32 hex */
     gw_str_t call_id; /** function_call: empty = mint call_ + 24 hex */
     gw_str_t name;    /** function_call */
+    /** function_call named by a ChatCompletions upstream: the renderer maps the name back through
+     * the request's tool table (custom_tool_call, local_shell_call, namespaced calls; §2.2). */
+    bool upstream_tool;
 } ad_item_t;
 
 typedef struct ad_emit {
@@ -60,6 +63,9 @@ typedef struct ad_emit {
     void (*trace)(void *ctx, const gw_json_t *v);
     /** An upstream keepalive/comment: resets idle timers, forwarded as a client keepalive. */
     void (*heartbeat)(void *ctx);
+    /** An upstream Responses event of a type the gateway does not know (PROTOCOL.md §7.7): passed
+     * through on the Databricks route (ids and sequence number rewritten), dropped elsewhere. */
+    int (*passthrough)(void *ctx, const gw_json_t *ev);
     /** Normal end; incomplete_reason is "max_output_tokens"/"content_filter" for AD_FINISH_INCOMPLETE. */
     int (*finish)(void *ctx, ad_finish_t how, const char *incomplete_reason);
     /** Failure reported by the upstream inside a 2xx response. */

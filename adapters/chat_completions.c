@@ -6,266 +6,14 @@
 #include <string.h>
 
 #include "adapters/adapter.h"
+#include "adapters/cc_request.h"
 #include "gateway/log.h"
 #include "gateway/sse.h"
-
-/* ---------------- request encoding ---------------- */
-
-static void put_num_param(gw_jgen_t *j, const char *key, const gw_json_t *req_val, gw_opt_num_t def)
-{
-    if (req_val) {
-        gw_jgen_kv_value(j, key, req_val);
-    } else if (def.has) {
-        gw_jgen_cstr(j, key);
-        gw_jgen_double(j, def.value);
-    }
-}
-
-static bool has_image(const gw_json_t *content)
-{
-    if (!gw_json_is(content, GW_JSON_ARRAY))
-        return false;
-    for (const gw_json_t *p = content->child; p; p = p->next)
-        if (gw_str_eq(gw_json_get_str(p, "type"), "input_image"))
-            return true;
-    return false;
-}
-
-/* User content with images keeps the part list; everything else is joined into one string. */
-static void put_content(gw_jgen_t *j, const gw_json_t *content, gw_buf_t *tmp)
-{
-    gw_jgen_cstr(j, "content");
-    if (has_image(content)) {
-        gw_jgen_array_open(j);
-        for (const gw_json_t *p = content->child; p; p = p->next) {
-            gw_str_t type = gw_json_get_str(p, "type");
-            gw_jgen_map_open(j);
-            if (gw_str_eq(type, "input_image")) {
-                gw_jgen_kv_cstr(j, "type", "image_url");
-                gw_jgen_cstr(j, "image_url");
-                gw_jgen_map_open(j);
-                gw_jgen_kv_str(j, "url", gw_json_get_str(p, "image_url"));
-                gw_str_t detail = gw_json_get_str(p, "detail");
-                if (detail.base)
-                    gw_jgen_kv_str(j, "detail", detail);
-                gw_jgen_map_close(j);
-            } else {
-                gw_jgen_kv_cstr(j, "type", "text");
-                gw_jgen_kv_str(j, "text", gw_json_get_str(p, "text"));
-            }
-            gw_jgen_map_close(j);
-        }
-        gw_jgen_array_close(j);
-        return;
-    }
-    gw_buf_reset(tmp);
-    gw_request_content_text(content, tmp);
-    gw_jgen_str(j, gw_buf_str(tmp));
-}
-
-static const char *role_name(gw_str_t role, const gw_endpoint_cfg_t *ep)
-{
-    if (gw_str_eq(role, "developer"))
-        return ep->developer_role ? "developer" : "system";
-    if (gw_str_eq(role, "assistant"))
-        return "assistant";
-    if (gw_str_eq(role, "system"))
-        return "system";
-    return "user";
-}
-
-static bool is_type(const gw_json_t *it, const char *t)
-{
-    return gw_str_eq(gw_json_get_str(it, "type"), t);
-}
-
-/* Next item that is not a reasoning item (reasoning is dropped, so it does not break a run). */
-static const gw_json_t *skip_reasoning(const gw_json_t *it)
-{
-    while (it && is_type(it, "reasoning"))
-        it = it->next;
-    return it;
-}
-
-/* Emit the tool_calls array for the run of function_call items starting at *it; advances *it. */
-static void put_tool_calls(gw_jgen_t *j, const gw_json_t **it)
-{
-    gw_jgen_cstr(j, "tool_calls");
-    gw_jgen_array_open(j);
-    const gw_json_t *c = skip_reasoning(*it);
-    while (c && is_type(c, "function_call")) {
-        gw_jgen_map_open(j);
-        gw_jgen_kv_str(j, "id", gw_json_get_str(c, "call_id"));
-        gw_jgen_kv_cstr(j, "type", "function");
-        gw_jgen_cstr(j, "function");
-        gw_jgen_map_open(j);
-        gw_jgen_kv_str(j, "name", gw_json_get_str(c, "name"));
-        gw_str_t args = gw_json_get_str(c, "arguments");
-        gw_jgen_kv_str(j, "arguments", args.len ? args : GW_STR_LIT("{}"));
-        gw_jgen_map_close(j);
-        gw_jgen_map_close(j);
-        *it = c;
-        c = skip_reasoning(c->next);
-    }
-    gw_jgen_array_close(j);
-}
-
-static void put_messages(gw_jgen_t *j, const gw_request_t *r, const gw_endpoint_cfg_t *ep)
-{
-    gw_buf_t tmp;
-    gw_buf_init(&tmp);
-    gw_jgen_cstr(j, "messages");
-    gw_jgen_array_open(j);
-    if (r->instructions) {
-        gw_jgen_map_open(j);
-        gw_jgen_kv_cstr(j, "role", ep->developer_role ? "developer" : "system");
-        gw_jgen_kv_str(j, "content", r->instructions->str);
-        gw_jgen_map_close(j);
-    }
-    if (r->input->type == GW_JSON_STRING) {
-        gw_jgen_map_open(j);
-        gw_jgen_kv_cstr(j, "role", "user");
-        gw_jgen_kv_str(j, "content", r->input->str);
-        gw_jgen_map_close(j);
-    } else {
-        for (const gw_json_t *it = r->input->child; it; it = it->next) {
-            if (is_type(it, "reasoning"))
-                continue;
-            if (is_type(it, "function_call")) {
-                gw_jgen_map_open(j);
-                gw_jgen_kv_cstr(j, "role", "assistant");
-                gw_jgen_cstr(j, "content");
-                gw_jgen_null(j);
-                put_tool_calls(j, &it);
-                gw_jgen_map_close(j);
-            } else if (is_type(it, "function_call_output")) {
-                gw_jgen_map_open(j);
-                gw_jgen_kv_cstr(j, "role", "tool");
-                gw_jgen_kv_str(j, "tool_call_id", gw_json_get_str(it, "call_id"));
-                gw_buf_reset(&tmp);
-                gw_request_content_text(gw_json_get(it, "output"), &tmp);
-                gw_jgen_kv_str(j, "content", gw_buf_str(&tmp));
-                gw_jgen_map_close(j);
-            } else {
-                gw_str_t role = gw_json_get_str(it, "role");
-                gw_jgen_map_open(j);
-                gw_jgen_kv_cstr(j, "role", role_name(role, ep));
-                put_content(j, gw_json_get(it, "content"), &tmp);
-                /* An assistant text directly followed by calls becomes one message (§7.1). */
-                const gw_json_t *next = skip_reasoning(it->next);
-                if (gw_str_eq(role, "assistant") && next && is_type(next, "function_call")) {
-                    it = next;
-                    put_tool_calls(j, &it);
-                }
-                gw_jgen_map_close(j);
-            }
-        }
-    }
-    gw_jgen_array_close(j);
-    gw_buf_dispose(&tmp);
-}
-
-static void put_tools(gw_jgen_t *j, const gw_request_t *r)
-{
-    gw_jgen_cstr(j, "tools");
-    gw_jgen_array_open(j);
-    for (const gw_json_t *t = r->tools->child; t; t = t->next) {
-        gw_jgen_map_open(j);
-        gw_jgen_kv_cstr(j, "type", "function");
-        gw_jgen_cstr(j, "function");
-        gw_jgen_map_open(j);
-        static const char *const keys[] = {"name", "description", "parameters", "strict", NULL};
-        for (const char *const *k = keys; *k; k++) {
-            const gw_json_t *v = gw_json_get(t, *k);
-            if (!gw_json_is_nullish(v))
-                gw_jgen_kv_value(j, *k, v);
-        }
-        gw_jgen_map_close(j);
-        gw_jgen_map_close(j);
-    }
-    gw_jgen_array_close(j);
-}
-
-static void put_response_format(gw_jgen_t *j, const gw_json_t *format)
-{
-    gw_str_t type = gw_json_get_str(format, "type");
-    if (gw_str_eq(type, "json_object")) {
-        gw_jgen_cstr(j, "response_format");
-        gw_jgen_map_open(j);
-        gw_jgen_kv_cstr(j, "type", "json_object");
-        gw_jgen_map_close(j);
-    } else if (gw_str_eq(type, "json_schema")) {
-        gw_jgen_cstr(j, "response_format");
-        gw_jgen_map_open(j);
-        gw_jgen_kv_cstr(j, "type", "json_schema");
-        gw_jgen_cstr(j, "json_schema");
-        gw_jgen_map_open(j);
-        static const char *const keys[] = {"name", "schema", "strict", "description", NULL};
-        for (const char *const *k = keys; *k; k++) {
-            const gw_json_t *v = gw_json_get(format, *k);
-            if (!gw_json_is_nullish(v))
-                gw_jgen_kv_value(j, *k, v);
-        }
-        gw_jgen_map_close(j);
-        gw_jgen_map_close(j);
-    }
-}
 
 static const char *cc_path(const gw_endpoint_cfg_t *ep)
 {
     (void)ep;
     return "/chat/completions";
-}
-
-static int cc_encode_request(const gw_request_t *r, const gw_endpoint_cfg_t *ep, bool databricks_route,
-                             gw_buf_t *out, gw_error_t *err)
-{
-    (void)databricks_route;
-    (void)err;
-    gw_jgen_t *j = gw_jgen_new(out);
-    gw_jgen_map_open(j);
-    gw_jgen_kv_cstr(j, "model", ep->model);
-    /* Always stream upstream, with usage; non-streaming clients get the aggregate (§6.1). */
-    gw_jgen_cstr(j, "stream");
-    gw_jgen_bool(j, true);
-    gw_jgen_cstr(j, "stream_options");
-    gw_jgen_map_open(j);
-    gw_jgen_cstr(j, "include_usage");
-    gw_jgen_bool(j, true);
-    gw_jgen_map_close(j);
-    put_messages(j, r, ep);
-    if (r->tools && r->tools->len) {
-        put_tools(j, r);
-        if (r->parallel_tool_calls)
-            gw_jgen_kv_value(j, "parallel_tool_calls", r->parallel_tool_calls);
-    }
-    if (r->tool_choice) {
-        gw_jgen_cstr(j, "tool_choice");
-        if (r->tool_choice->type == GW_JSON_STRING) {
-            gw_jgen_str(j, r->tool_choice->str);
-        } else {
-            gw_jgen_map_open(j);
-            gw_jgen_kv_cstr(j, "type", "function");
-            gw_jgen_cstr(j, "function");
-            gw_jgen_map_open(j);
-            gw_jgen_kv_str(j, "name", gw_json_get_str(r->tool_choice, "name"));
-            gw_jgen_map_close(j);
-            gw_jgen_map_close(j);
-        }
-    }
-    put_num_param(j, "temperature", r->temperature, ep->temperature);
-    put_num_param(j, "top_p", r->top_p, ep->top_p);
-    put_num_param(j, ep->max_tokens_field, r->max_output_tokens, ep->max_output_tokens);
-    if (r->text)
-        put_response_format(j, gw_json_get(r->text, "format"));
-    gw_str_t effort = gw_json_get_str(r->reasoning, "effort");
-    if (effort.base)
-        gw_jgen_kv_str(j, "reasoning_effort", effort);
-    if (r->user)
-        gw_jgen_kv_value(j, "user", r->user);
-    gw_jgen_map_close(j);
-    gw_jgen_free(j);
-    return 0;
 }
 
 /* ---------------- response decoding ---------------- */
@@ -394,7 +142,10 @@ static int announce(ad_state_t *s, struct tool_call *c)
 {
     if (close_reasoning(s, AD_STATUS_COMPLETED) < 0 || close_message(s, AD_STATUS_COMPLETED) < 0)
         return -1;
-    ad_item_t it = {.kind = AD_ITEM_FUNCTION_CALL, .call_id = gw_buf_str(&c->id), .name = gw_buf_str(&c->name)};
+    ad_item_t it = {.kind = AD_ITEM_FUNCTION_CALL,
+                    .call_id = gw_buf_str(&c->id),
+                    .name = gw_buf_str(&c->name),
+                    .upstream_tool = true};
     int oi = s->em->item_add(s->em->ctx, &it);
     if (oi < 0)
         return stop(s, -1);
@@ -748,7 +499,7 @@ static void cc_dispose(ad_state_t *s)
 const ad_vtable_t ad_chat_completions = {
     .name = "chat_completions",
     .path = cc_path,
-    .encode_request = cc_encode_request,
+    .encode_request = ad__cc_encode_request,
     .start = cc_start,
     .feed = cc_feed,
     .finish = cc_finish,

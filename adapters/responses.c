@@ -568,11 +568,12 @@ static int on_event(ad_state_t *s, const gw_json_t *ev)
         return 0;
     }
     /* content_part.done, summary_part.done: closing happens at item done. Anything else is an
-     * event type our clients cannot take (openai-node throws on unknown types): dropped. */
-    if (!gw_str_has_prefix(type, "response.content_part.") && !gw_str_has_prefix(type, "response.reasoning_summary_part."))
-        gw_log(GW_LOG_DEBUG, NULL, "event=upstream_event_dropped type=%.*s", (int)(type.len > 64 ? 64 : type.len),
-               type.base ? type.base : "");
-    return 0;
+     * event type the renderer passes through on the Databricks route and drops on the OpenAI
+     * route, whose clients cannot take it (openai-node throws on unknown types, §7.7). */
+    if (gw_str_has_prefix(type, "response.content_part.") ||
+        gw_str_has_prefix(type, "response.reasoning_summary_part."))
+        return 0;
+    return stopped(s, s->em->passthrough(s->em->ctx, ev));
 }
 
 static int on_sse(void *ud, gw_str_t event, gw_str_t data)

@@ -166,6 +166,9 @@ void gw_admin_register_metrics(gw_ctx_t *ctx)
     ctx->m.attempts = gw_metrics_counter(m, "agate_upstream_attempts_total", NULL, "endpoint");
     ctx->m.retries = gw_metrics_counter(m, "agate_upstream_retries_total", NULL, "endpoint");
     ctx->m.fallbacks = gw_metrics_counter(m, "agate_fallbacks_total", NULL, "endpoint");
+    ctx->m.dropped_tools =
+        gw_metrics_counter(m, "agate_dropped_tools_total",
+                           "Hosted tools left out of requests to ChatCompletions models", "tool");
     gw_metrics_collector(m, collect_replicas, ctx);
     gw_metrics_collector(m, collect_tables, ctx);
     register_latency_metrics(ctx);
@@ -228,4 +231,6 @@ void gw_admin_observe(const gw_call_summary_t *s, void *ud)
     if (s->error_code)
         gw_metric_add(ctx->m.errors, s->error_code, 1);
     observe_latency(ctx, s, ep);
+    for (size_t i = 0; i < s->req->n_dropped_tools; i++)
+        gw_metric_add(ctx->m.dropped_tools, s->req->dropped_tools[i], 1);
 }

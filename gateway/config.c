@@ -255,13 +255,79 @@ static bool valid_name(const char *s)
     return true;
 }
 
+/* One of a fixed list of words; returns its index (def when absent). */
+static int get_enum(struct vctx *v, const gw_json_t *o, const char *path, const char *key,
+                    const char *const *words, int def, const char *msg)
+{
+    const char *s = get_string(v, o, path, key, false, words[def]);
+    for (int i = 0; words[i]; i++)
+        if (strcmp(s, words[i]) == 0)
+            return i;
+    fail(v, join(v, path, key), "%s", msg);
+    return def;
+}
+
+/* What a ChatCompletions endpoint does with the parts of a Responses request its model cannot
+ * take as they are (issue 10): client model names (aliases), hosted tools, runs of
+ * system/developer messages, reasoning coming back. */
+static void parse_tool_policies(struct vctx *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e)
+{
+    static const char *const hosted[] = {"drop", "reject", NULL};
+    static const char *const sysm[] = {"merge", "keep", NULL};
+    static const char *const pass[] = {"none", "tool_turns", "all", NULL};
+    e->hosted_tools =
+        (gw_hosted_tools_t)get_enum(v, o, path, "hosted_tools", hosted, 0, "must be \"drop\" or \"reject\"");
+    e->system_messages =
+        (gw_sysmsg_t)get_enum(v, o, path, "system_messages", sysm, 0, "must be \"merge\" or \"keep\"");
+    e->reasoning_passback = (gw_passback_t)get_enum(v, o, path, "reasoning_passback", pass, 0,
+                                                    "must be \"none\", \"tool_turns\" or \"all\"");
+    const gw_json_t *al = get_typed(v, o, path, "aliases", GW_JSON_ARRAY, false);
+    if (!al || v->failed)
+        return;
+    const char *ap = join(v, path, "aliases");
+    if (al->len > 256) {
+        fail(v, ap, "at most 256 aliases per endpoint");
+        return;
+    }
+    e->n_aliases = al->len;
+    e->aliases = gw_arena_calloc(v->a, sizeof(*e->aliases) * (al->len ? al->len : 1));
+    size_t i = 0;
+    for (const gw_json_t *x = al->child; x; x = x->next, i++) {
+        if (x->type != GW_JSON_STRING || !x->str.len || x->str.len > 256 ||
+            memchr(x->str.base, '\0', x->str.len)) {
+            fail(v, index_path(v, ap, i), "must be a model name or a glob with * (1..256 bytes)");
+            return;
+        }
+        e->aliases[i] = gw_arena_strndup(v->a, x->str.base, x->str.len);
+    }
+}
+
 static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e)
 {
-    static const char *const keys[] = {"name",          "adapter",  "flavor",          "upstreams",
-                                       "model",         "params",   "developer_role",  "max_tokens_field",
-                                       "timeouts",      "sampling_rate", "strategy",   "retries",
-                                       "fallbacks",     "health_check",  "outlier",    "traffic", "queue_timeout_ms", "always_log_errors",
-                                       "max_queue",     NULL};
+    static const char *const keys[] = {"name",
+                                       "adapter",
+                                       "flavor",
+                                       "upstreams",
+                                       "model",
+                                       "params",
+                                       "developer_role",
+                                       "max_tokens_field",
+                                       "timeouts",
+                                       "sampling_rate",
+                                       "strategy",
+                                       "retries",
+                                       "fallbacks",
+                                       "health_check",
+                                       "outlier",
+                                       "traffic",
+                                       "queue_timeout_ms",
+                                       "always_log_errors",
+                                       "max_queue",
+                                       "aliases",
+                                       "hosted_tools",
+                                       "system_messages",
+                                       "reasoning_passback",
+                                       NULL};
     if (o->type != GW_JSON_OBJECT) {
         fail(v, path, "must be an object");
         return;
@@ -270,29 +336,22 @@ static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path,
     e->name = get_string(v, o, path, "name", true, "");
     if (e->name && !v->failed && !valid_name(e->name))
         fail(v, join(v, path, "name"), "must be non-empty [A-Za-z0-9._-]");
-    const char *ad = get_string(v, o, path, "adapter", false, "chat_completions");
-    if (strcmp(ad, "chat_completions") == 0)
-        e->adapter = GW_ADAPTER_CHAT_COMPLETIONS;
-    else if (strcmp(ad, "responses") == 0)
-        e->adapter = GW_ADAPTER_RESPONSES;
-    else
-        fail(v, join(v, path, "adapter"), "must be \"chat_completions\" or \"responses\"");
-    const char *fl = get_string(v, o, path, "flavor", false, "openai");
-    if (strcmp(fl, "openai") == 0)
-        e->flavor = GW_FLAVOR_OPENAI;
-    else if (strcmp(fl, "mlflow") == 0)
-        e->flavor = GW_FLAVOR_MLFLOW;
-    else
-        fail(v, join(v, path, "flavor"), "must be \"openai\" or \"mlflow\"");
+    static const char *const adapters[] = {"chat_completions", "responses", NULL};
+    static const char *const flavors[] = {"openai", "mlflow", NULL};
+    e->adapter = (gw_adapter_kind_t)get_enum(v, o, path, "adapter", adapters, 0,
+                                             "must be \"chat_completions\" or \"responses\"");
+    e->flavor = (gw_flavor_t)get_enum(v, o, path, "flavor", flavors, 0, "must be \"openai\" or \"mlflow\"");
     e->model = get_string(v, o, path, "model", false, e->name);
     e->max_tokens_field = get_string(v, o, path, "max_tokens_field", false, "max_tokens");
-    if (strcmp(e->max_tokens_field, "max_tokens") != 0 && strcmp(e->max_tokens_field, "max_completion_tokens") != 0)
+    if (strcmp(e->max_tokens_field, "max_tokens") != 0 &&
+        strcmp(e->max_tokens_field, "max_completion_tokens") != 0)
         fail(v, join(v, path, "max_tokens_field"), "must be \"max_tokens\" or \"max_completion_tokens\"");
     e->developer_role = get_bool(v, o, path, "developer_role", false);
     e->sampling_rate = get_number(v, o, path, "sampling_rate", 1.0, 0.0, 1.0, NULL);
     e->always_log_errors = get_bool(v, o, path, "always_log_errors", true);
     if (e->sampling_rate <= 0.0)
         fail(v, join(v, path, "sampling_rate"), "must be in (0, 1]");
+    parse_tool_policies(v, o, path, e);
 
     const gw_json_t *tr = get_typed(v, o, path, "traffic", GW_JSON_ARRAY, false);
     if (tr && !v->failed) {
@@ -382,6 +441,36 @@ static void parse_listen(struct vctx *v, gw_config_t *c, const char *s)
     c->listen_port = (int)port;
 }
 
+/* Aliases and default_endpoint: an exact alias may not shadow an endpoint name or another
+ * endpoint's exact alias (the answer would depend on the order); globs may overlap (first wins). */
+static void check_routing(struct vctx *v, gw_config_t *c, const gw_json_t *root)
+{
+    for (size_t x = 0; x < c->n_endpoints && !v->failed; x++) {
+        const gw_endpoint_cfg_t *e = &c->endpoints[x];
+        for (size_t k = 0; k < e->n_aliases && !v->failed; k++) {
+            const char *al = e->aliases[k];
+            const char *ap = index_path(v, join(v, index_path(v, "endpoints", x), "aliases"), k);
+            if (strchr(al, '*'))
+                continue;
+            const gw_endpoint_cfg_t *named = gw_config_endpoint(c, al, strlen(al));
+            if (named) {
+                fail(v, ap, "\"%s\" is already the name of an endpoint", al);
+                break;
+            }
+            /* Compare with every earlier alias only, so the second occurrence is the one named. */
+            for (size_t y = 0; y <= x && !v->failed; y++)
+                for (size_t m = 0; m < c->endpoints[y].n_aliases && (y < x || m < k); m++)
+                    if (strcmp(c->endpoints[y].aliases[m], al) == 0) {
+                        fail(v, ap, "duplicate alias \"%s\" (also on endpoints[%zu])", al, y);
+                        break;
+                    }
+        }
+    }
+    c->default_endpoint = get_string(v, root, "", "default_endpoint", false, NULL);
+    if (c->default_endpoint && !gw_config_endpoint(c, c->default_endpoint, strlen(c->default_endpoint)))
+        fail(v, "default_endpoint", "\"%s\" is not an endpoint", c->default_endpoint);
+}
+
 static void version_hash(const char *s, size_t n, char out[17])
 {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a 64 */
@@ -447,15 +536,8 @@ static void parse_tables(struct vctx *v, const gw_json_t *root, gw_tables_cfg_t 
     tc->max_logged_request_bytes = get_size(v, t, "tables", "max_logged_request_bytes", 1048576, 0, 10485760);
     tc->max_logged_response_bytes = get_size(v, t, "tables", "max_logged_response_bytes", 1048576, 0, 10485760);
     tc->max_queue_bytes = get_size(v, t, "tables", "max_queue_bytes", 64 << 20, 1 << 16, 4e9);
-    const char *fs = get_string(v, t, "tables", "fsync", false, "none");
-    if (strcmp(fs, "none") == 0)
-        tc->fsync = GW_FSYNC_NONE;
-    else if (strcmp(fs, "batch") == 0)
-        tc->fsync = GW_FSYNC_BATCH;
-    else if (strcmp(fs, "always") == 0)
-        tc->fsync = GW_FSYNC_ALWAYS;
-    else
-        fail(v, "tables.fsync", "must be \"none\", \"batch\" or \"always\"");
+    static const char *const fsyncs[] = {"none", "batch", "always", NULL};
+    tc->fsync = (gw_fsync_t)get_enum(v, t, "tables", "fsync", fsyncs, 0, "must be \"none\", \"batch\" or \"always\"");
     tc->rotate_bytes = get_size(v, t, "tables", "rotate_bytes", 128 << 20, 4096, 1099511627776.0);
     tc->spool_dir = get_string(v, t, "tables", "spool_dir", false, "./var/spool");
     if (!*tc->spool_dir)
@@ -502,7 +584,8 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
         fail(&v, "(top level)", "must be an object");
         goto fail;
     }
-    static const char *const keys[] = {"listen", "log_level", "endpoints", "tables", "limits", "retry_budget", "access_log", NULL};
+    static const char *const keys[] = {"listen", "log_level",    "endpoints",        "tables",
+                                       "limits", "retry_budget", "default_endpoint", "access_log", NULL};
     check_keys(&v, root, "", keys);
     parse_listen(&v, c, get_string(&v, root, "", "listen", false, "127.0.0.1:8080"));
     c->log_level = get_string(&v, root, "", "log_level", false, "info");
@@ -544,6 +627,8 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
                          c->endpoints[y].name);
     }
 
+    if (!v.failed)
+        check_routing(&v, c, root);
     parse_tables(&v, root, &c->tables);
 
     c->retry_budget_ratio = 0.2;

@@ -13,6 +13,13 @@
 
 typedef enum { GW_ADAPTER_CHAT_COMPLETIONS = 0, GW_ADAPTER_RESPONSES } gw_adapter_kind_t;
 typedef enum { GW_FLAVOR_OPENAI = 0, GW_FLAVOR_MLFLOW } gw_flavor_t;
+/** Hosted tools a ChatCompletions model cannot run (PROTOCOL.md §2.2): left out, or a 400. */
+typedef enum { GW_HOSTED_DROP = 0, GW_HOSTED_REJECT } gw_hosted_tools_t;
+/** Consecutive system/developer messages: merged into one (strict chat templates), or kept. */
+typedef enum { GW_SYSMSG_MERGE = 0, GW_SYSMSG_KEEP } gw_sysmsg_t;
+/** Reasoning items coming back in input: dropped, sent as reasoning_content on the assistant
+ * messages after the last user message, or on every assistant message. */
+typedef enum { GW_PASSBACK_NONE = 0, GW_PASSBACK_TOOL_TURNS, GW_PASSBACK_ALL } gw_passback_t;
 
 typedef struct {
     const char *url;     /** base URL as OpenAI clients take it, without trailing slash */
@@ -61,6 +68,11 @@ typedef struct {
     const char *health_path;      /** active health check path (GET <url><path>); NULL = off */
     int health_interval_ms;       /** default 5000 */
     int health_timeout_ms;        /** default 1000 */
+    const char **aliases;         /** client model names routed here: exact, or globs with `*` */
+    size_t n_aliases;
+    gw_hosted_tools_t hosted_tools;   /** default drop */
+    gw_sysmsg_t system_messages;      /** default merge */
+    gw_passback_t reasoning_passback; /** default none */
 } gw_endpoint_cfg_t;
 
 typedef enum { GW_SINK_NONE = 0, GW_SINK_JSONL, GW_SINK_POSTGRES } gw_sink_kind_t;
@@ -109,6 +121,7 @@ typedef struct gw_config {
     gw_limits_cfg_t limits;
     double retry_budget_ratio;     /** retries in flight <= max(min, ratio x requests in flight); 0.2 */
     int retry_budget_min;          /** 3 */
+    const char *default_endpoint;  /** serves any model name nothing else matches; NULL = off */
     char version[17]; /** hash of the file bytes, hex */
 } gw_config_t;
 
@@ -117,5 +130,11 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
 gw_config_t *gw_config_load(const char *path, char *err, size_t errlen);
 void gw_config_free(gw_config_t *c);
 const gw_endpoint_cfg_t *gw_config_endpoint(const gw_config_t *c, const char *name, size_t name_len);
+/** The endpoint for a client's `model` (OpenAI route): the endpoint of that name, else the first
+ * exact alias, else the first matching glob alias (config order), else default_endpoint, else NULL. */
+const gw_endpoint_cfg_t *gw_config_endpoint_for_model(const gw_config_t *c, const char *name,
+                                                      size_t name_len);
+/** `*` matches any run of bytes (also empty); every other byte matches itself. */
+bool gw_config_glob_match(const char *pattern, const char *s, size_t n);
 
 #endif

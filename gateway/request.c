@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gateway/log.h"
+
 /* Error helpers: messages and params are formatted into the arena. */
 static int reject(gw_arena_t *a, gw_error_t *err, gw_err_kind_t kind, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -86,18 +88,95 @@ static bool has_suffix(gw_str_t s, const char *suffix)
     return s.len >= n && memcmp(s.base + s.len - n, suffix, n) == 0;
 }
 
-/* Items of OpenAI's built-in tools (web_search_call, computer_call_output, mcp_call, ...) are a
- * known feature this gateway does not offer: 400 unsupported_parameter. Any other unknown type is
- * a bad value: 400 invalid_value (PROTOCOL.md §2.1). */
-static bool is_builtin_tool_item(gw_str_t type)
+/* call_ids seen so far in input: an open-addressing hash set in the arena, so that checking every
+ * tool output against the calls before it stays linear (a 4 MB body can hold 20k calls). */
+struct id_set {
+    gw_str_t *slot;
+    size_t mask;
+};
+
+static void id_set_init(gw_arena_t *a, struct id_set *h, size_t n_items)
 {
-    return has_suffix(type, "_call") || has_suffix(type, "_call_output") || gw_str_has_prefix(type, "mcp_");
+    size_t cap = 16;
+    while (cap < n_items * 2)
+        cap <<= 1;
+    h->slot = gw_arena_calloc(a, cap * sizeof(*h->slot));
+    h->mask = cap - 1;
 }
 
-/* Input items (PROTOCOL.md §2.1): messages, function_call, function_call_output, reasoning. */
+static size_t id_hash(gw_str_t s)
+{
+    uint64_t x = 1469598103934665603ULL;
+    for (size_t i = 0; i < s.len; i++)
+        x = (x ^ (unsigned char)s.base[i]) * 1099511628211ULL;
+    return (size_t)(x ^ (x >> 29));
+}
+
+/* Returns the slot holding s, or the empty slot where it would go. */
+static gw_str_t *id_set_slot(struct id_set *h, gw_str_t s)
+{
+    for (size_t i = id_hash(s) & h->mask;; i = (i + 1) & h->mask) {
+        gw_str_t *e = &h->slot[i];
+        if (!e->base || (e->len == s.len && memcmp(e->base, s.base, s.len) == 0))
+            return e;
+    }
+}
+
+static bool is_call_output(gw_str_t type)
+{
+    return gw_str_eq(type, "function_call_output") || gw_str_eq(type, "custom_tool_call_output") ||
+           gw_str_eq(type, "local_shell_call_output");
+}
+
+/* Tool-call items a ChatCompletions model can take part in (PROTOCOL.md §2.2): name, call_id. */
+static int check_call(gw_arena_t *a, gw_error_t *err, const gw_json_t *it, gw_str_t type, const char *path,
+                      struct id_set *calls)
+{
+    gw_str_t call_id = gw_json_get_str(it, "call_id"), name = gw_json_get_str(it, "name");
+    bool shell = gw_str_eq(type, "local_shell_call");
+    if (!call_id.len || (!shell && !name.len))
+        return reject(a, err, GW_ERR_INVALID_VALUE, path, "%.*s '%s' needs 'call_id'%s", (int)type.len,
+                      type.base, path, shell ? "" : " and 'name'");
+    const gw_json_t *ns = gw_json_get(it, "namespace");
+    if (!gw_json_is_nullish(ns) && ns->type != GW_JSON_STRING)
+        return reject(a, err, GW_ERR_INVALID_JSON, path, "'%s.namespace' must be a string", path);
+    const char *field = shell ? "action" : gw_str_eq(type, "custom_tool_call") ? "input" : "arguments";
+    const gw_json_t *v = gw_json_get(it, field);
+    if (shell ? !gw_json_is(v, GW_JSON_OBJECT) : v && v->type != GW_JSON_STRING)
+        return reject(a, err, GW_ERR_INVALID_JSON, path, "'%s.%s' must be %s", path, field,
+                      shell ? "an object" : "a string");
+    *id_set_slot(calls, call_id) = call_id;
+    return 0;
+}
+
+static int check_call_output(gw_arena_t *a, gw_error_t *err, const gw_json_t *it, gw_str_t type,
+                             const char *path, struct id_set *calls)
+{
+    gw_str_t call_id = gw_json_get_str(it, "call_id");
+    if (!call_id.len && gw_str_eq(type, "local_shell_call_output"))
+        call_id = gw_json_get_str(it, "id"); /* that item names its call by `id` (openai-node types) */
+    if (!call_id.len)
+        return reject(a, err, GW_ERR_INVALID_VALUE, path, "%.*s '%s' needs 'call_id'", (int)type.len,
+                      type.base, path);
+    /* The call must have been made earlier in this same input (stateless gateway). */
+    if (!id_set_slot(calls, call_id)->base)
+        return reject(a, err, GW_ERR_INVALID_VALUE, path,
+                      "%.*s '%s' refers to call_id '%.*s' that no earlier call item in input has",
+                      (int)type.len, type.base, path, (int)call_id.len, call_id.base);
+    const gw_json_t *out = gw_json_get(it, "output");
+    if (!gw_json_is(out, GW_JSON_STRING) && !gw_json_is(out, GW_JSON_ARRAY))
+        return reject(a, err, GW_ERR_INVALID_JSON, path, "'%s.output' must be a string or parts", path);
+    return 0;
+}
+
+/* Input items (PROTOCOL.md §2.1, §2.2): messages, tool calls and their outputs, reasoning, and
+ * items of hosted tools (dropped on translation). Other `*_call` items belong to tools this
+ * gateway does not offer: 400 unsupported_parameter; any other type is a bad value. */
 static int check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input)
 {
     static const char *const roles[] = {"user", "assistant", "system", "developer", NULL};
+    struct id_set calls;
+    id_set_init(a, &calls, input->len);
     char path[64];
     size_t i = 0;
     for (const gw_json_t *it = input->child; it; it = it->next, i++) {
@@ -117,42 +196,22 @@ static int check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input)
                               role.base, path);
             if (check_content(a, err, gw_json_get(it, "content"), path) < 0)
                 return -1;
-        } else if (gw_str_eq(type, "function_call")) {
-            gw_str_t call_id = gw_json_get_str(it, "call_id"), name = gw_json_get_str(it, "name");
-            if (!call_id.len || !name.len)
-                return reject(a, err, GW_ERR_INVALID_VALUE, path, "function_call '%s' needs 'call_id' and 'name'",
-                              path);
-            const gw_json_t *args = gw_json_get(it, "arguments");
-            if (args && args->type != GW_JSON_STRING)
-                return reject(a, err, GW_ERR_INVALID_JSON, path, "'%s.arguments' must be a string", path);
-        } else if (gw_str_eq(type, "function_call_output")) {
-            gw_str_t call_id = gw_json_get_str(it, "call_id");
-            if (!call_id.len)
-                return reject(a, err, GW_ERR_INVALID_VALUE, path, "function_call_output '%s' needs 'call_id'",
-                              path);
-            /* The call must have been made earlier in this same input (stateless gateway). */
-            bool found = false;
-            for (const gw_json_t *p = input->child; p != it && !found; p = p->next) {
-                gw_str_t pc = gw_json_get_str(p, "call_id");
-                found = gw_str_eq(gw_json_get_str(p, "type"), "function_call") && pc.len == call_id.len &&
-                        memcmp(pc.base, call_id.base, pc.len) == 0;
-            }
-            if (!found)
-                return reject(a, err, GW_ERR_INVALID_VALUE, path,
-                              "function_call_output '%s' refers to call_id '%.*s' that no earlier function_call "
-                              "in input has",
-                              path, (int)call_id.len, call_id.base);
-            const gw_json_t *out = gw_json_get(it, "output");
-            if (!gw_json_is(out, GW_JSON_STRING) && !gw_json_is(out, GW_JSON_ARRAY))
-                return reject(a, err, GW_ERR_INVALID_JSON, path, "'%s.output' must be a string or parts", path);
-        } else if (gw_str_eq(type, "reasoning")) {
-            /* Accepted and dropped on translation. */
+        } else if (gw_str_eq(type, "function_call") || gw_str_eq(type, "custom_tool_call") ||
+                   gw_str_eq(type, "local_shell_call")) {
+            if (check_call(a, err, it, type, path, &calls) < 0)
+                return -1;
+        } else if (is_call_output(type)) {
+            if (check_call_output(a, err, it, type, path, &calls) < 0)
+                return -1;
+        } else if (gw_str_eq(type, "reasoning") || ad_tools_is_hosted_item(type)) {
+            /* Accepted; reasoning per the endpoint's reasoning_passback, hosted items dropped. */
         } else if (gw_str_eq(type, "item_reference")) {
             return reject(a, err, GW_ERR_UNSUPPORTED, path,
                           "item_reference at '%s' is not supported: agate stores no responses; send the full "
                           "items instead (store: false)",
                           path);
-        } else if (is_builtin_tool_item(type)) {
+        } else if (has_suffix(type, "_call") || has_suffix(type, "_call_output") ||
+                   gw_str_has_prefix(type, "mcp_")) {
             return reject(a, err, GW_ERR_UNSUPPORTED, path, "input item type '%.*s' at '%s' is not supported",
                           (int)type.len, type.base, path);
         } else {
@@ -163,24 +222,74 @@ static int check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input)
     return 0;
 }
 
+#define MAX_TOOLS 1024
+
+/* A function or custom tool, at top level or inside a namespace. */
+static int check_named_tool(gw_arena_t *a, gw_error_t *err, const gw_json_t *t, gw_str_t type,
+                            const char *path)
+{
+    gw_str_t name = gw_json_get_str(t, "name");
+    if (!name.len)
+        return reject(a, err, GW_ERR_INVALID_VALUE, path, "%.*s tool '%s' needs a 'name'", (int)type.len,
+                      type.base, path);
+    if (gw_str_eq(type, "custom")) {
+        const gw_json_t *f = gw_json_get(t, "format");
+        if (!gw_json_is_nullish(f) && !gw_json_is(f, GW_JSON_OBJECT))
+            return reject(a, err, GW_ERR_INVALID_JSON, path, "'%s.format' must be an object", path);
+        gw_str_t ft = gw_json_get_str(f, "type");
+        if (f && !gw_str_eq(ft, "text") && !gw_str_eq(ft, "grammar"))
+            return reject(a, err, GW_ERR_INVALID_VALUE, path, "'%s.format.type' must be text or grammar",
+                          path);
+    }
+    return 0;
+}
+
+/* Tools (PROTOCOL.md §2.2): function, custom, namespace (of function/custom), local_shell, and the
+ * hosted tools whose fate the endpoint decides (gw_request_apply_endpoint). */
 static int check_tools(gw_arena_t *a, gw_error_t *err, const gw_json_t *tools)
 {
-    char path[48];
-    size_t i = 0;
+    char path[80];
+    size_t i = 0, total = 0;
     for (const gw_json_t *t = tools->child; t; t = t->next, i++) {
         snprintf(path, sizeof(path), "tools[%zu]", i);
         if (t->type != GW_JSON_OBJECT)
             return reject(a, err, GW_ERR_INVALID_JSON, path, "'%s' must be an object", path);
         gw_str_t type = gw_json_get_str(t, "type");
-        if (!gw_str_eq(type, "function"))
-            return reject(a, err, GW_ERR_UNSUPPORTED, path, "only function tools are supported ('%s')", path);
-        if (!gw_json_get_str(t, "name").len)
-            return reject(a, err, GW_ERR_INVALID_VALUE, path, "function tool '%s' needs a 'name'", path);
+        if (gw_str_eq(type, "function") || gw_str_eq(type, "custom")) {
+            if (check_named_tool(a, err, t, type, path) < 0)
+                return -1;
+            total++;
+        } else if (gw_str_eq(type, "namespace")) {
+            const gw_json_t *inner = gw_json_get(t, "tools");
+            if (!gw_json_get_str(t, "name").len || !gw_json_is(inner, GW_JSON_ARRAY))
+                return reject(a, err, GW_ERR_INVALID_VALUE, path,
+                              "namespace tool '%s' needs 'name' and 'tools'", path);
+            size_t k = 0;
+            for (const gw_json_t *x = inner->child; x; x = x->next, k++, total++) {
+                char ip[128];
+                snprintf(ip, sizeof(ip), "%s.tools[%zu]", path, k);
+                gw_str_t it = gw_json_get_str(x, "type");
+                if (!gw_json_is(x, GW_JSON_OBJECT) ||
+                    (!gw_str_eq(it, "function") && !gw_str_eq(it, "custom")))
+                    return reject(a, err, GW_ERR_UNSUPPORTED, ip,
+                                  "a namespace holds function and custom tools only ('%s')", ip);
+                if (check_named_tool(a, err, x, it, ip) < 0)
+                    return -1;
+            }
+        } else if (gw_str_eq(type, "local_shell") || ad_tools_is_hosted_type(type)) {
+            total++;
+        } else {
+            return reject(a, err, GW_ERR_UNSUPPORTED, path, "tool type '%.*s' ('%s') is not supported",
+                          (int)type.len, type.base ? type.base : "", path);
+        }
+        if (total > MAX_TOOLS)
+            return reject(a, err, GW_ERR_INVALID_VALUE, "tools", "at most %d tools per request", MAX_TOOLS);
     }
     return 0;
 }
 
-static int check_tool_choice(gw_arena_t *a, gw_error_t *err, const gw_json_t *tc)
+/* tool_choice: a mode, or an object naming one tool of the request (PROTOCOL.md §2). */
+static int check_tool_choice(gw_arena_t *a, gw_error_t *err, const gw_json_t *tc, const ad_tools_t *tools)
 {
     static const char *const modes[] = {"auto", "none", "required", NULL};
     if (gw_json_is_nullish(tc))
@@ -190,11 +299,26 @@ static int check_tool_choice(gw_arena_t *a, gw_error_t *err, const gw_json_t *tc
             return reject(a, err, GW_ERR_INVALID_VALUE, "tool_choice", "tool_choice must be auto, none or required");
         return 0;
     }
-    if (tc->type == GW_JSON_OBJECT && gw_str_eq(gw_json_get_str(tc, "type"), "function") &&
-        gw_json_get_str(tc, "name").len)
+    gw_str_t type = gw_json_get_str(tc, "type"), name = gw_json_get_str(tc, "name");
+    if (tc->type == GW_JSON_OBJECT && (gw_str_eq(type, "function") || gw_str_eq(type, "custom")) &&
+        name.len) {
+        const gw_json_t *ns = gw_json_get(tc, "namespace");
+        const ad_tool_t *e =
+            ad_tools_find(tools, gw_json_is(ns, GW_JSON_STRING) ? ns->str : GW_STR_NULL, name);
+        if (!e && !gw_json_is(ns, GW_JSON_STRING)) /* a namespaced tool may be named by its inner name */
+            for (size_t i = 0; i < tools->n && !e; i++)
+                if (tools->v[i].kind != AD_TOOL_HOSTED && tools->v[i].name.len == name.len &&
+                    memcmp(tools->v[i].name.base, name.base, name.len) == 0)
+                    e = &tools->v[i];
+        if (!e)
+            return reject(a, err, GW_ERR_INVALID_VALUE, "tool_choice",
+                          "tool_choice names '%.*s', which is not in tools", (int)name.len, name.base);
         return 0;
+    }
+    if (tc->type == GW_JSON_OBJECT && (ad_tools_is_hosted_type(type) || gw_str_eq(type, "local_shell")))
+        return 0; /* hosted: decided with the endpoint's hosted_tools */
     return reject(a, err, GW_ERR_UNSUPPORTED, "tool_choice",
-                  "tool_choice must be a string or {\"type\":\"function\",\"name\":...}");
+                  "tool_choice must be a string or {\"type\":\"function\"|\"custom\",\"name\":...}");
 }
 
 int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_request_t *r, gw_error_t *err)
@@ -273,8 +397,9 @@ int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_req
     } else if (!gw_json_is_nullish(v)) {
         return reject(a, err, GW_ERR_INVALID_JSON, "tools", "'tools' must be an array");
     }
+    ad_tools_build(a, r->tools, &r->tool_map);
     r->tool_choice = gw_json_get(root, "tool_choice");
-    if (check_tool_choice(a, err, r->tool_choice) < 0)
+    if (check_tool_choice(a, err, r->tool_choice, &r->tool_map) < 0)
         return -1;
     if (gw_json_is_nullish(r->tool_choice))
         r->tool_choice = NULL;
@@ -348,6 +473,41 @@ int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_req
     r->databricks_options = gw_json_get(root, "databricks_options");
     const gw_json_t *rt = gw_json_get(r->databricks_options, "return_trace");
     r->return_trace = gw_json_is(rt, GW_JSON_BOOL) && rt->boolean;
+    return 0;
+}
+
+int gw_request_apply_endpoint(gw_request_t *r, gw_arena_t *a, const gw_endpoint_cfg_t *ep, gw_error_t *err)
+{
+    r->dropped_tools = NULL;
+    r->n_dropped_tools = 0;
+    /* A Responses upstream runs (or refuses) hosted tools itself: nothing is dropped for it. */
+    if (ep->adapter != GW_ADAPTER_CHAT_COMPLETIONS)
+        return 0;
+    size_t hosted = r->tool_map.n - r->tool_map.n_upstream;
+    r->dropped_tools = gw_arena_calloc(a, sizeof(*r->dropped_tools) * (hosted ? hosted : 1));
+    size_t i = 0;
+    for (const gw_json_t *t = r->tools ? r->tools->child : NULL; t; t = t->next, i++) {
+        gw_str_t type = gw_json_get_str(t, "type");
+        if (!ad_tools_is_hosted_type(type))
+            continue;
+        if (ep->hosted_tools == GW_HOSTED_REJECT) {
+            char path[48];
+            snprintf(path, sizeof(path), "tools[%zu]", i);
+            return reject(
+                a, err, GW_ERR_UNSUPPORTED, path,
+                "tool '%.*s' ('%s') is a hosted tool this endpoint's model cannot run (hosted_tools: reject)",
+                (int)type.len, type.base, path);
+        }
+        r->dropped_tools[r->n_dropped_tools++] = gw_arena_strndup(a, type.base, type.len);
+        gw_log(GW_LOG_DEBUG, NULL, "event=hosted_tool_dropped endpoint=%s tool=%.*s", ep->name, (int)type.len,
+               type.base);
+    }
+    gw_str_t ct = gw_json_get_str(r->tool_choice, "type");
+    if (ct.base && ad_tools_is_hosted_type(ct))
+        return reject(
+            a, err, GW_ERR_INVALID_VALUE, "tool_choice",
+            "tool_choice names '%.*s', a hosted tool this endpoint's model cannot run (it was dropped)",
+            (int)ct.len, ct.base);
     return 0;
 }
 

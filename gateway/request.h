@@ -6,6 +6,8 @@
 
 #include <stdbool.h>
 
+#include "adapters/tools.h"
+#include "gateway/config.h"
 #include "gateway/error.h"
 #include "gateway/json.h"
 
@@ -15,8 +17,10 @@ typedef struct {
     bool stream;
     const gw_json_t *input;             /** string or non-empty array of items */
     const gw_json_t *instructions;      /** string or NULL */
-    const gw_json_t *tools;             /** array of function tools or NULL */
-    const gw_json_t *tool_choice;       /** string or {"type":"function","name"} or NULL */
+    const gw_json_t *tools;             /** array of tools (any kind of PROTOCOL.md §2.2) or NULL */
+    ad_tools_t tool_map;                /** tools flattened for a ChatCompletions upstream */
+    const gw_json_t
+        *tool_choice; /** string or {"type":"function"|"custom","name"} or a hosted type, or NULL */
     const gw_json_t *parallel_tool_calls;
     const gw_json_t *temperature, *top_p, *max_output_tokens;
     const gw_json_t *text;              /** {"format":...} or NULL */
@@ -27,10 +31,18 @@ typedef struct {
     gw_str_t client_request_id;         /** top-level string, base NULL when absent */
     const gw_json_t *usage_context;
     bool return_trace;
+    /** Hosted tools left out for the endpoint (gw_request_apply_endpoint); tool types, arena. */
+    const char **dropped_tools;
+    size_t n_dropped_tools;
 } gw_request_t;
 
 /** Parse and validate body. On failure returns -1 and fills err (message/param in the arena). */
 int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_request_t *out, gw_error_t *err);
+
+/** Endpoint-dependent checks, once the endpoint is known (resolve phase): hosted tools are
+ * dropped (listed in dropped_tools, logged at debug) or rejected per `hosted_tools`, and a
+ * tool_choice naming a dropped tool is a 400. Returns -1 + err on rejection. */
+int gw_request_apply_endpoint(gw_request_t *r, gw_arena_t *a, const gw_endpoint_cfg_t *ep, gw_error_t *err);
 
 /** Concatenated text parts of a content value (string, or parts with a "text" field), joined
  * with "\n". Used for translation and token estimates. */

@@ -63,12 +63,14 @@ int gw_resolve(const gw_config_t *cfg, gw_req_t *r, const gw_route_t *route, gw_
     if (gw_request_parse(a, gw_req_body(r), dbx, &out->req, err) < 0) {
         /* Charge the rejection to the endpoint it named, when it named one (table, metrics). */
         if (!out->routed && out->req.model.base)
-            out->routed = gw_config_endpoint(cfg, out->req.model.base, out->req.model.len);
+            out->routed = gw_config_endpoint_for_model(cfg, out->req.model.base, out->req.model.len);
         return -1;
     }
     out->parsed = true;
     if (!dbx) {
-        out->routed = gw_config_endpoint(cfg, out->req.model.base, out->req.model.len);
+        /* The endpoint's name, else its aliases, else default_endpoint (issue 10); the client's
+         * model is still what the response echoes. */
+        out->routed = gw_config_endpoint_for_model(cfg, out->req.model.base, out->req.model.len);
         if (!out->routed) {
             gw_str_t m = out->req.model;
             char *msg = gw_arena_alloc(a, 264);
@@ -80,6 +82,10 @@ int gw_resolve(const gw_config_t *cfg, gw_req_t *r, const gw_route_t *route, gw_
     out->ad = ad_for(out->served->adapter);
     if (!out->ad)
         return fail(err, GW_ERR_INTERNAL, "endpoint adapter is not available in this build", NULL);
+    /* Hosted tools the served model cannot run: dropped (listed for the row and metrics) or a
+     * 400, per the endpoint's hosted_tools (PROTOCOL.md §2.2). */
+    if (gw_request_apply_endpoint(&out->req, a, out->served, err) < 0)
+        return -1;
     if (out->served->sampling_rate < 1.0) {
         uint32_t x;
         gw_id_random(&x, sizeof(x));

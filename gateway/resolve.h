@@ -1,6 +1,7 @@
 /* gw_resolve: the resolve phase. Checks the media type, parses and validates the Responses body
  * once, finds the endpoint the client addressed (the Databricks path names it, the OpenAI route's
- * `model` does), applies the endpoint's traffic split and draws the payload-table sample. The
+ * `model` does, through the endpoints' names, aliases and default_endpoint), applies the
+ * endpoint's traffic split and its tool policies (hosted_tools) and draws the payload-table sample. The
  * response store's lookups will go here too. Pure: no I/O, no timers. */
 #ifndef GW_RESOLVE_H
 #define GW_RESOLVE_H

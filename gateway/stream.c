@@ -1,4 +1,4 @@
-#include "gateway/stream.h"
+#include "gateway/stream_int.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -6,65 +6,15 @@
 #include <uv.h>
 
 #include "gateway/id.h"
+#include "gateway/log.h"
 #include "gateway/sse.h"
 
-struct part {
-    ad_part_kind_t kind;
-    gw_buf_t text;
-    char held[3]; /** CESU-8 high surrogate waiting for its low half (PROTOCOL.md §8) */
-    bool holding;
-};
-
-struct item {
-    ad_item_kind_t kind;
-    char id[96]; /** upstream ids pass through (OpenAI ids are ~52 chars) */
-    char *call_id, *name; /** malloc'd copies (function_call) */
-    int status;           /** -1 in progress, else ad_item_status_t */
-    struct part *parts;
-    size_t n_parts;
-    bool part_open;       /** last part still receiving deltas */
-    gw_buf_t args;        /** function_call arguments */
-    gw_buf_t delta_ids;   /** cached `,"item_id":...,"output_index":N[,"<index>":M],"delta":` */
-    size_t delta_ids_part; /** part the cache was built for, + 1 (0 = none) */
-};
-
-struct gw_stream {
-    gw_stream_opts_t o;
-    ad_emit_t emit;
-    gw_jgen_t *j;
-    gw_buf_t out;       /** pending client bytes */
-    gw_buf_t aggregate; /** final response object, once ended */
-    struct item *items;
-    size_t n_items, cap_items;
-    int64_t seq;
-    bool begun, committed;
-    gw_finish_status_t status;
-    const char *incomplete_reason;
-    gw_error_t err;
-    char *err_message; /** owned copy for err.message */
-    ad_usage_t usage;
-    gw_buf_t custom_outputs, trace, upstream_model; /** serialised JSON / text */
-    gw_buf_t scratch;                              /** surrogate joining */
-    uint64_t first_token_ns;
-    size_t output_chars;
-};
-
-/* Accumulated text as a JSON string value: an empty buffer is "", never null. */
-static gw_str_t text_of(const gw_buf_t *b)
-{
-    return b->base ? gw_buf_str(b) : GW_STR_LIT("");
-}
-
-static bool dbx(const gw_stream_t *s)
-{
-    return s->o.front == GW_FRONT_DATABRICKS;
-}
 
 /* ---- rendering helpers ---- */
 
 static void ev_begin(gw_stream_t *s, const char *type)
 {
-    gw_sse_begin(&s->out, !dbx(s), gw_str(type));
+    gw_sse_begin(&s->out, !gw__dbx(s), gw_str(type));
     gw_jgen_target(s->j, &s->out);
     gw_jgen_map_open(s->j);
     gw_jgen_kv_cstr(s->j, "type", type);
@@ -78,213 +28,12 @@ static void ev_end(gw_stream_t *s)
     gw_sse_end(&s->out);
 }
 
-static const char *item_status_name(int st)
-{
-    return st < 0 ? "in_progress" : st == AD_STATUS_COMPLETED ? "completed" : "incomplete";
-}
-
-static void render_part(gw_jgen_t *j, const struct part *p)
-{
-    gw_jgen_map_open(j);
-    if (p->kind == AD_PART_REFUSAL) {
-        gw_jgen_kv_cstr(j, "type", "refusal");
-        gw_jgen_kv_str(j, "refusal", text_of(&p->text));
-    } else if (p->kind == AD_PART_SUMMARY_TEXT) {
-        gw_jgen_kv_cstr(j, "type", "summary_text");
-        gw_jgen_kv_str(j, "text", text_of(&p->text));
-    } else {
-        gw_jgen_kv_cstr(j, "type", "output_text");
-        gw_jgen_kv_str(j, "text", text_of(&p->text));
-        gw_jgen_cstr(j, "annotations");
-        gw_jgen_array_open(j);
-        gw_jgen_array_close(j);
-        gw_jgen_cstr(j, "logprobs");
-        gw_jgen_array_open(j);
-        gw_jgen_array_close(j);
-    }
-    gw_jgen_map_close(j);
-}
-
-/* Full item; `added` renders the in-progress shape of output_item.added (empty content). */
-static void render_item(gw_jgen_t *j, const struct item *it, bool added)
-{
-    gw_jgen_map_open(j);
-    gw_jgen_kv_cstr(j, "id", it->id);
-    switch (it->kind) {
-    case AD_ITEM_MESSAGE:
-        gw_jgen_kv_cstr(j, "type", "message");
-        gw_jgen_kv_cstr(j, "status", item_status_name(added ? -1 : it->status));
-        gw_jgen_kv_cstr(j, "role", "assistant");
-        gw_jgen_cstr(j, "content");
-        gw_jgen_array_open(j);
-        for (size_t i = 0; !added && i < it->n_parts; i++)
-            render_part(j, &it->parts[i]);
-        gw_jgen_array_close(j);
-        break;
-    case AD_ITEM_FUNCTION_CALL:
-        gw_jgen_kv_cstr(j, "type", "function_call");
-        gw_jgen_kv_cstr(j, "status", item_status_name(added ? -1 : it->status));
-        gw_jgen_kv_cstr(j, "call_id", it->call_id);
-        gw_jgen_kv_cstr(j, "name", it->name);
-        gw_jgen_kv_str(j, "arguments", added ? GW_STR_LIT("") : text_of(&it->args));
-        break;
-    case AD_ITEM_REASONING:
-        gw_jgen_kv_cstr(j, "type", "reasoning");
-        gw_jgen_cstr(j, "summary");
-        gw_jgen_array_open(j);
-        for (size_t i = 0; !added && i < it->n_parts; i++)
-            render_part(j, &it->parts[i]);
-        gw_jgen_array_close(j);
-        gw_jgen_kv_cstr(j, "status", item_status_name(added ? -1 : it->status));
-        break;
-    }
-    gw_jgen_map_close(j);
-}
-
-static void render_usage(gw_jgen_t *j, const ad_usage_t *u)
-{
-    gw_jgen_cstr(j, "usage");
-    if (!u->present) {
-        gw_jgen_null(j);
-        return;
-    }
-    gw_jgen_map_open(j);
-    gw_jgen_kv_int(j, "input_tokens", u->input);
-    gw_jgen_cstr(j, "input_tokens_details");
-    gw_jgen_map_open(j);
-    gw_jgen_kv_int(j, "cached_tokens", u->cached);
-    gw_jgen_kv_int(j, "cache_write_tokens", 0);
-    gw_jgen_map_close(j);
-    gw_jgen_kv_int(j, "output_tokens", u->output);
-    gw_jgen_cstr(j, "output_tokens_details");
-    gw_jgen_map_open(j);
-    gw_jgen_kv_int(j, "reasoning_tokens", u->reasoning);
-    gw_jgen_map_close(j);
-    gw_jgen_kv_int(j, "total_tokens", u->total);
-    gw_jgen_map_close(j);
-}
-
-static const char *status_name(const gw_stream_t *s)
-{
-    switch (s->status) {
-    case GW_FINISH_NONE:
-        return "in_progress";
-    case GW_FINISH_COMPLETED:
-        return "completed";
-    case GW_FINISH_INCOMPLETE:
-        return "incomplete";
-    case GW_FINISH_FAILED:
-        return "failed";
-    case GW_FINISH_CANCELLED:
-        return "cancelled";
-    }
-    return "failed";
-}
-
-static void render_databricks_output(gw_stream_t *s, bool with_error)
-{
-    gw_jgen_t *j = s->j;
-    gw_jgen_cstr(j, "databricks_output");
-    gw_jgen_map_open(j);
-    gw_jgen_kv_cstr(j, "databricks_request_id", s->o.request_id);
-    if (s->trace.len && s->o.req->return_trace) {
-        gw_jgen_cstr(j, "trace");
-        gw_jgen_raw(j, gw_buf_str(&s->trace));
-    }
-    if (with_error) {
-        gw_jgen_cstr(j, "error");
-        gw_jgen_map_open(j);
-        gw_jgen_kv_cstr(j, "error_code", gw_err_error_code(s->err.kind));
-        gw_jgen_kv_cstr(j, "message", s->err.message);
-        gw_jgen_map_close(j);
-    }
-    gw_jgen_map_close(j);
-}
-
-static void echo_or(gw_jgen_t *j, const char *key, const gw_json_t *v, const char *raw_default)
-{
-    gw_jgen_cstr(j, key);
-    if (v)
-        gw_jgen_value(j, v);
-    else
-        gw_jgen_raw(j, gw_str(raw_default));
-}
-
-/* The Responses object (§3). `extras`: top-level databricks_output as in a
- * non-streaming body or the table aggregate. */
-static void render_response(gw_stream_t *s, bool extras)
-{
-    gw_jgen_t *j = s->j;
-    const gw_request_t *r = s->o.req;
-    gw_jgen_map_open(j);
-    gw_jgen_kv_cstr(j, "id", s->o.response_id);
-    gw_jgen_kv_cstr(j, "object", "response");
-    gw_jgen_kv_int(j, "created_at", s->o.created_at);
-    gw_jgen_kv_cstr(j, "status", status_name(s));
-    gw_jgen_cstr(j, "error");
-    if (s->status == GW_FINISH_FAILED) {
-        gw_jgen_map_open(j);
-        gw_jgen_kv_cstr(j, "code", gw_err_failed_code(s->err.kind));
-        gw_jgen_kv_cstr(j, "message", s->err.message);
-        gw_jgen_map_close(j);
-    } else {
-        gw_jgen_null(j);
-    }
-    gw_jgen_cstr(j, "incomplete_details");
-    if (s->status == GW_FINISH_INCOMPLETE) {
-        gw_jgen_map_open(j);
-        gw_jgen_kv_cstr(j, "reason", s->incomplete_reason);
-        gw_jgen_map_close(j);
-    } else {
-        gw_jgen_null(j);
-    }
-    echo_or(j, "instructions", r->instructions, "null");
-    gw_jgen_kv_str(j, "model", s->o.model);
-    gw_jgen_cstr(j, "output");
-    gw_jgen_array_open(j);
-    for (size_t i = 0; s->status != GW_FINISH_NONE && i < s->n_items; i++)
-        render_item(j, &s->items[i], false);
-    gw_jgen_array_close(j);
-    echo_or(j, "parallel_tool_calls", r->parallel_tool_calls, "true");
-    echo_or(j, "tool_choice", r->tool_choice, "\"auto\"");
-    echo_or(j, "tools", r->tools, "[]");
-    echo_or(j, "temperature", r->temperature, "null");
-    echo_or(j, "top_p", r->top_p, "null");
-    echo_or(j, "max_output_tokens", r->max_output_tokens, "null");
-    gw_jgen_cstr(j, "previous_response_id");
-    gw_jgen_null(j);
-    gw_jgen_cstr(j, "reasoning");
-    gw_jgen_map_open(j);
-    gw_jgen_kv_value(j, "effort", gw_json_get(r->reasoning, "effort"));
-    gw_jgen_cstr(j, "summary");
-    gw_jgen_null(j);
-    gw_jgen_map_close(j);
-    gw_jgen_cstr(j, "store");
-    gw_jgen_bool(j, false);
-    const gw_json_t *format = gw_json_get(r->text, "format");
-    gw_jgen_cstr(j, "text");
-    gw_jgen_map_open(j);
-    echo_or(j, "format", gw_json_is_nullish(format) ? NULL : format, "{\"type\":\"text\"}");
-    gw_jgen_map_close(j);
-    gw_jgen_kv_cstr(j, "truncation", "disabled");
-    echo_or(j, "user", r->user, "null");
-    echo_or(j, "metadata", r->metadata, "{}");
-    render_usage(j, s->status == GW_FINISH_NONE ? &(ad_usage_t){0} : &s->usage);
-    /* custom_outputs belongs to the final object, streamed or not, so both are equal (§9). */
-    if (s->status != GW_FINISH_NONE && s->custom_outputs.len) {
-        gw_jgen_cstr(j, "custom_outputs");
-        gw_jgen_raw(j, gw_buf_str(&s->custom_outputs));
-    }
-    if (extras && (dbx(s) || s->status == GW_FINISH_FAILED))
-        render_databricks_output(s, s->status == GW_FINISH_FAILED);
-    gw_jgen_map_close(j);
-}
 
 static void lifecycle_event(gw_stream_t *s, const char *type)
 {
     ev_begin(s, type);
     gw_jgen_cstr(s->j, "response");
-    render_response(s, false);
+    gw__render_response(s, false);
     ev_end(s);
 }
 
@@ -328,7 +77,7 @@ static void close_part(gw_stream_t *s, int oi)
     ev_begin(s, done);
     ids(s, it, oi);
     gw_jgen_kv_int(s->j, summary ? "summary_index" : "content_index", (int64_t)pi);
-    gw_jgen_kv_str(s->j, p->kind == AD_PART_REFUSAL ? "refusal" : "text", text_of(&p->text));
+    gw_jgen_kv_str(s->j, p->kind == AD_PART_REFUSAL ? "refusal" : "text", gw__text_of(&p->text));
     if (p->kind == AD_PART_OUTPUT_TEXT) {
         gw_jgen_cstr(s->j, "logprobs");
         gw_jgen_array_open(s->j);
@@ -339,11 +88,12 @@ static void close_part(gw_stream_t *s, int oi)
     ids(s, it, oi);
     gw_jgen_kv_int(s->j, summary ? "summary_index" : "content_index", (int64_t)pi);
     gw_jgen_cstr(s->j, "part");
-    render_part(s->j, p);
+    gw__render_part(s->j, p);
     ev_end(s);
 }
 
 static int on_part_add(void *ctx, int oi, ad_part_kind_t kind);
+static void custom_input(gw_stream_t *s, struct item *it, int oi, gw_str_t piece);
 
 static void close_item(gw_stream_t *s, int oi, ad_item_status_t st)
 {
@@ -358,20 +108,30 @@ static void close_item(gw_stream_t *s, int oi, ad_item_status_t st)
         s->status = keep;
     }
     close_part(s, oi);
+    if (it->kind == AD_ITEM_FUNCTION_CALL && it->call_kind == GW_CALL_CUSTOM) {
+        gw_buf_reset(&s->scratch);
+        ad_input_dec_finish(&it->dec, &s->scratch);
+        custom_input(s, it, oi, gw_buf_str(&s->scratch));
+    }
     it->status = (int)st;
     if (!s->o.stream)
         return;
-    if (it->kind == AD_ITEM_FUNCTION_CALL) {
+    if (it->kind == AD_ITEM_FUNCTION_CALL && it->call_kind == GW_CALL_FUNCTION) {
         ev_begin(s, "response.function_call_arguments.done");
         ids(s, it, oi);
         gw_jgen_kv_cstr(s->j, "name", it->name);
-        gw_jgen_kv_str(s->j, "arguments", text_of(&it->args));
+        gw_jgen_kv_str(s->j, "arguments", gw__text_of(&it->args));
+        ev_end(s);
+    } else if (it->kind == AD_ITEM_FUNCTION_CALL && it->call_kind == GW_CALL_CUSTOM) {
+        ev_begin(s, "response.custom_tool_call_input.done");
+        ids(s, it, oi);
+        gw_jgen_kv_str(s->j, "input", gw__text_of(&it->input));
         ev_end(s);
     }
     ev_begin(s, "response.output_item.done");
     gw_jgen_kv_int(s->j, "output_index", oi);
     gw_jgen_cstr(s->j, "item");
-    render_item(s->j, it, false);
+    gw__render_item(s->j, it, false);
     ev_end(s);
 }
 
@@ -412,11 +172,30 @@ static int on_item_add(void *ctx, const ad_item_t *in)
     memset(it, 0, sizeof(*it));
     it->kind = in->kind;
     it->status = -1;
+    gw_str_t name = in->name;
+    if (in->kind == AD_ITEM_FUNCTION_CALL) {
+        ad_input_dec_init(&it->dec);
+        const ad_tool_t *t =
+            in->upstream_tool && s->o.req ? ad_tools_by_upstream(&s->o.req->tool_map, in->name) : NULL;
+        if (t) {
+            name = t->name;
+            it->call_kind = t->kind == AD_TOOL_CUSTOM        ? GW_CALL_CUSTOM
+                            : t->kind == AD_TOOL_LOCAL_SHELL ? GW_CALL_LOCAL_SHELL
+                                                             : GW_CALL_FUNCTION;
+            if (t->ns.len)
+                it->ns = gw_xstrndup(t->ns.base, t->ns.len);
+        }
+    }
+    static const char *const call_prefix[] = {"fc_", "ctc_", "lsh_"};
     if (in->id.len && in->id.len < sizeof(it->id)) {
         memcpy(it->id, in->id.base, in->id.len);
         it->id[in->id.len] = '\0';
     } else {
-        gw_id_hex(it->id, in->kind == AD_ITEM_MESSAGE ? "msg_" : in->kind == AD_ITEM_REASONING ? "rs_" : "fc_", 32);
+        gw_id_hex(it->id,
+                  in->kind == AD_ITEM_MESSAGE     ? "msg_"
+                  : in->kind == AD_ITEM_REASONING ? "rs_"
+                                                  : call_prefix[it->call_kind],
+                  32);
     }
     if (in->kind == AD_ITEM_FUNCTION_CALL) {
         if (in->call_id.len) {
@@ -425,13 +204,13 @@ static int on_item_add(void *ctx, const ad_item_t *in)
             it->call_id = gw_xmalloc(32);
             gw_id_hex(it->call_id, "call_", 24);
         }
-        it->name = gw_xstrndup(in->name.base, in->name.len);
+        it->name = gw_xstrndup(name.base, name.len);
     }
     if (s->o.stream) {
         ev_begin(s, "response.output_item.added");
         gw_jgen_kv_int(s->j, "output_index", oi);
         gw_jgen_cstr(s->j, "item");
-        render_item(s->j, it, true);
+        gw__render_item(s->j, it, true);
         ev_end(s);
     }
     return oi;
@@ -456,7 +235,7 @@ static int on_part_add(void *ctx, int oi, ad_part_kind_t kind)
         ids(s, it, oi);
         gw_jgen_kv_int(s->j, summary ? "summary_index" : "content_index", (int64_t)(it->n_parts - 1));
         gw_jgen_cstr(s->j, "part");
-        render_part(s->j, p);
+        gw__render_part(s->j, p);
         ev_end(s);
     }
     return 0;
@@ -531,7 +310,7 @@ static void render_delta(gw_stream_t *s, struct item *it, int oi, const char *ty
         gw_buf_append_cstr(d, ",\"delta\":");
         it->delta_ids_part = part + 1;
     }
-    gw_sse_begin(&s->out, !dbx(s), gw_str(type));
+    gw_sse_begin(&s->out, !gw__dbx(s), gw_str(type));
     gw_buf_append_cstr(&s->out, "{\"type\":\"");
     gw_buf_append_cstr(&s->out, type);
     gw_buf_append_cstr(&s->out, "\",\"sequence_number\":");
@@ -541,6 +320,17 @@ static void render_delta(gw_stream_t *s, struct item *it, int oi, const char *ty
     bool text_part = it->kind == AD_ITEM_MESSAGE && it->parts[it->n_parts - 1].kind == AD_PART_OUTPUT_TEXT;
     gw_buf_append_cstr(&s->out, text_part ? ",\"logprobs\":[]}" : "}");
     gw_sse_end(&s->out);
+}
+
+/* Decoded input of a custom tool call: kept for the item, streamed as
+ * custom_tool_call_input.delta (PROTOCOL.md §2.2). */
+static void custom_input(gw_stream_t *s, struct item *it, int oi, gw_str_t piece)
+{
+    if (!piece.len)
+        return;
+    gw_buf_append_str(&it->input, piece);
+    if (s->o.stream)
+        render_delta(s, it, oi, "response.custom_tool_call_input.delta", NULL, piece);
 }
 
 static int on_delta(void *ctx, int oi, gw_str_t text)
@@ -557,6 +347,14 @@ static int on_delta(void *ctx, int oi, gw_str_t text)
     const char *index_key = "content_index";
     if (it->kind == AD_ITEM_FUNCTION_CALL) {
         gw_buf_append_str(&it->args, text);
+        if (it->call_kind == GW_CALL_CUSTOM) {
+            gw_buf_reset(&s->scratch);
+            ad_input_dec_feed(&it->dec, text, &s->scratch);
+            custom_input(s, it, oi, gw_buf_str(&s->scratch));
+            return 0;
+        }
+        if (it->call_kind == GW_CALL_LOCAL_SHELL)
+            return 0; /* local_shell_call has no delta events: the action comes whole in done */
         type = "response.function_call_arguments.delta";
         index_key = NULL;
     } else {
@@ -622,6 +420,53 @@ static void on_trace(void *ctx, const gw_json_t *v)
     keep_json(s, &s->trace, v);
 }
 
+/* §7.7: unknown upstream events reach Databricks-route stream clients as they came, with the
+ * gateway's sequence number and, in an embedded response, the gateway's id and the client's
+ * model. OpenAI-route and non-streaming clients never see them. */
+static int on_passthrough(void *ctx, const gw_json_t *ev)
+{
+    gw_stream_t *s = ctx;
+    if (s->status != GW_FINISH_NONE)
+        return -1;
+    gw_str_t type = gw_json_get_str(ev, "type");
+    if (!gw__dbx(s) || !s->o.stream || !type.len) {
+        gw_log(GW_LOG_DEBUG, NULL, "event=upstream_event_dropped type=%.*s",
+               (int)(type.len > 64 ? 64 : type.len), type.base ? type.base : "");
+        return 0;
+    }
+    on_begin(s);
+    gw_sse_begin(&s->out, false, type);
+    gw_jgen_t *j = s->j;
+    gw_jgen_target(j, &s->out);
+    gw_jgen_map_open(j);
+    for (const gw_json_t *m = ev->child; m; m = m->next) {
+        gw_jgen_str(j, m->key);
+        if (gw_str_eq(m->key, "sequence_number")) {
+            gw_jgen_int(j, s->seq++);
+        } else if (gw_str_eq(m->key, "response") && m->type == GW_JSON_OBJECT) {
+            gw_jgen_map_open(j);
+            for (const gw_json_t *x = m->child; x; x = x->next) {
+                gw_jgen_str(j, x->key);
+                if (gw_str_eq(x->key, "id"))
+                    gw_jgen_cstr(j, s->o.response_id);
+                else if (gw_str_eq(x->key, "model"))
+                    gw_jgen_str(j, s->o.model);
+                else
+                    gw_jgen_value(j, x);
+            }
+            gw_jgen_map_close(j);
+        } else {
+            gw_jgen_value(j, m);
+        }
+    }
+    if (!gw_json_get(ev, "sequence_number"))
+        gw_jgen_kv_int(j, "sequence_number", s->seq++);
+    gw_jgen_map_close(j);
+    gw_jgen_done(j);
+    gw_sse_end(&s->out);
+    return 0;
+}
+
 static void on_heartbeat(void *ctx)
 {
     gw_stream_keepalive(ctx);
@@ -634,7 +479,7 @@ static void build_aggregate(gw_stream_t *s)
     if (!s->begun)
         return;
     gw_jgen_target(s->j, &s->aggregate);
-    render_response(s, true);
+    gw__render_response(s, true);
     gw_jgen_done(s->j);
 }
 
@@ -651,16 +496,16 @@ static int on_finish(void *ctx, ad_finish_t how, const char *reason)
     if (s->o.stream) {
         ev_begin(s, how == AD_FINISH_COMPLETED ? "response.completed" : "response.incomplete");
         gw_jgen_cstr(s->j, "response");
-        render_response(s, false);
-        if (dbx(s)) {
+        gw__render_response(s, false);
+        if (gw__dbx(s)) {
             if (s->custom_outputs.len) {
                 gw_jgen_cstr(s->j, "custom_outputs");
                 gw_jgen_raw(s->j, gw_buf_str(&s->custom_outputs));
             }
-            render_databricks_output(s, false);
+            gw__render_databricks_output(s, false);
         }
         ev_end(s);
-        if (dbx(s))
+        if (gw__dbx(s))
             gw_sse_done(&s->out);
     } else {
         gw_buf_append_str(&s->out, gw_buf_str(&s->aggregate));
@@ -709,9 +554,9 @@ void gw_stream_fail(gw_stream_t *s, const gw_error_t *e)
     gw_jgen_cstr(j, "param");
     gw_jgen_null(j);
     gw_jgen_map_close(j);
-    render_databricks_output(s, true);
+    gw__render_databricks_output(s, true);
     ev_end(s);
-    if (dbx(s))
+    if (gw__dbx(s))
         gw_sse_done(&s->out);
 }
 
@@ -755,6 +600,7 @@ gw_stream_t *gw_stream_new(const gw_stream_opts_t *o)
         .custom_outputs = on_custom_outputs,
         .trace = on_trace,
         .heartbeat = on_heartbeat,
+        .passthrough = on_passthrough,
         .finish = on_finish,
         .fail = on_fail,
     };
@@ -772,7 +618,10 @@ void gw_stream_free(gw_stream_t *s)
         free(it->parts);
         free(it->call_id);
         free(it->name);
+        free(it->ns);
         gw_buf_dispose(&it->args);
+        gw_buf_dispose(&it->input);
+        ad_input_dec_dispose(&it->dec);
         gw_buf_dispose(&it->delta_ids);
     }
     free(s->items);

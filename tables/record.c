@@ -159,6 +159,13 @@ void tb_rec_serialize(const tb_rec_t *r, const tb_limits_t *lim, gw_buf_t *o)
     gw_buf_append_cstr(o, ",\"attempts\":");
     gw_buf_append_str(o, r->attempts.base ? r->attempts : GW_STR_LIT("[]"));
     kv_bool(o, "fallback_used", r->fallback_used);
+    gw_buf_append_cstr(o, ",\"dropped_tools\":[");
+    for (size_t i = 0; i < r->n_dropped_tools; i++) {
+        if (i)
+            gw_buf_append(o, ",", 1);
+        gw_json_quote(o, gw_str(r->dropped_tools[i]));
+    }
+    gw_buf_append(o, "]", 1);
     kv_cstr(o, "gateway_instance", r->gateway_instance);
     kv_cstr(o, "config_version", r->config_version);
     kv_int(o, "total_duration_ms", r->total_duration_ms, true);

@@ -35,6 +35,8 @@ typedef struct {
     int attempt_count;
     gw_str_t attempts;             /** JSON array text of the attempts column; base NULL = [] */
     bool fallback_used;
+    const char *const *dropped_tools; /** hosted tools left out of the upstream request (issue 10) */
+    size_t n_dropped_tools;
     const char *gateway_instance;
     const char *config_version;
     int64_t total_duration_ms;

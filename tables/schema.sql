@@ -76,6 +76,7 @@ CREATE TABLE IF NOT EXISTS "chat-agent_payload" (
     usage_context          jsonb,
     request_tags           jsonb,
     redacted               boolean NOT NULL,
+    dropped_tools          jsonb,             -- hosted tools left out of the upstream request (issue 10)
     PRIMARY KEY (databricks_request_id, request_date)
 ) PARTITION BY RANGE (request_date);
 CREATE INDEX ON "chat-agent_payload" (request_time);

@@ -110,8 +110,24 @@ static void serve_chat(mock_routes_t *rt, mock_conn_t *c, const mock_req_t *r)
     record_request(rt, r);
     gw_str_t name = scenario_name(r, rt->def->name);
     const mock_chat_sc_t *sc = mock_sc_find_chat(name);
-    if (!sc) {
+    for (int hop = 0; sc && sc->turns && hop < 4; hop++) {
+        name = gw_str(mock_sc_turn(sc, r->body));
+        sc = mock_sc_find_chat(name);
+    }
+    if (!sc || sc->turns) {
         reply_unknown(c, name);
+        return;
+    }
+    const char *missing = mock_sc_missing(sc, r->body);
+    if (missing) {
+        gw_buf_t msg;
+        gw_buf_init(&msg);
+        gw_buf_append_cstr(&msg, "mock scenario ");
+        gw_buf_append_str(&msg, name);
+        gw_buf_append_cstr(&msg, ": the request lacks ");
+        gw_buf_append_cstr(&msg, missing);
+        mock_conn_reply_error(c, 400, "invalid_request_error", gw_buf_str(&msg));
+        gw_buf_dispose(&msg);
         return;
     }
     if (!sc->steps) {

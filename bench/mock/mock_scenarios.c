@@ -6,7 +6,7 @@
 
 /* Each family file defines one of these (MOCK_CHAT_FAMILY / MOCK_R_FAMILY). */
 extern const mock_family_t mock_chat_family, mock_chat_errors_family, mock_chat_load_family;
-extern const mock_family_t mock_responses_family, mock_chat_timing_family;
+extern const mock_family_t mock_responses_family, mock_chat_timing_family, mock_codex_family;
 
 /* A new family: define it in its own file, then add it to this list. */
 static const mock_family_t *const families[] = {
@@ -15,6 +15,7 @@ static const mock_family_t *const families[] = {
     &mock_chat_load_family,
     &mock_chat_timing_family,
     &mock_responses_family,
+    &mock_codex_family,
 };
 
 static const char *family_name(const mock_family_t *f, size_t i)
@@ -63,5 +64,30 @@ const char *mock_sc_duplicate(void)
                         return a;
         }
     }
+    return NULL;
+}
+
+static size_t count(gw_str_t hay, const char *needle)
+{
+    size_t n = 0, k = strlen(needle);
+    for (size_t i = 0; k && i + k <= hay.len; i++)
+        if (memcmp(hay.base + i, needle, k) == 0)
+            n++;
+    return n;
+}
+
+const char *mock_sc_turn(const mock_chat_sc_t *sc, gw_str_t body)
+{
+    size_t turn = count(body, "\"role\":\"tool\""), last = 0;
+    while (sc->turns[last + 1] && last < turn)
+        last++;
+    return sc->turns[last];
+}
+
+const char *mock_sc_missing(const mock_chat_sc_t *sc, gw_str_t body)
+{
+    for (const char *const *n = sc->needs; n && *n; n++)
+        if (!count(body, *n))
+            return *n;
     return NULL;
 }

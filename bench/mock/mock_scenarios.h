@@ -109,6 +109,13 @@ typedef struct {
     unsigned flags;           /** SF_* */
     int status;
     const char *ctype, *headers, *body; /** headers: extra CRLF-terminated header lines */
+    /** Turn dispatch, for agents that loop on tool results (Codex): the scenario answering turn n
+     * is turns[n], n = the `"role":"tool"` messages in the request; the last entry answers every
+     * later turn. NULL-terminated; NULL = an ordinary scenario. */
+    const char *const *turns;
+    /** Byte strings the request body must contain (NULL-terminated), else 400 naming the first
+     * one missing: a translation that lost a tool fails at once instead of looping. */
+    const char *const *needs;
 } mock_chat_sc_t;
 
 typedef enum {
@@ -156,6 +163,10 @@ typedef struct {
  * Responses names are separate spaces: each route looks in its own. */
 const mock_chat_sc_t *mock_sc_find_chat(gw_str_t name);
 const mock_r_sc_t *mock_sc_find_r(gw_str_t name);
+/* A dispatching scenario (turns != NULL): the name of the scenario for this request body. */
+const char *mock_sc_turn(const mock_chat_sc_t *sc, gw_str_t body);
+/* The first of sc->needs that body lacks, or NULL. */
+const char *mock_sc_missing(const mock_chat_sc_t *sc, gw_str_t body);
 /* The first name registered twice (within or across families), or NULL: checked at startup. */
 const char *mock_sc_duplicate(void);
 
@@ -192,6 +203,9 @@ const char *mock_sc_duplicate(void);
 #define SC(n, s, f)               {.name = (n), .steps = (s), .flags = (f)}
 #define SC_HTTP(n, st, ct, hd, bd)                                                                         \
     {.name = (n), .status = (st), .ctype = (ct), .headers = (hd), .body = (bd)}
+/* A scenario chosen per turn from a NULL-terminated list of names; one with required strings. */
+#define SC_TURNS(n, list)         {.name = (n), .turns = (list)}
+#define SC_NEEDS(n, s, f, nd)     {.name = (n), .steps = (s), .flags = (f), .needs = (nd)}
 
 /* The chat.completion.chunk envelope (MOCK_SCENARIOS.md "Streaming responses"). */
 #define MOCK_CHUNK_ID  "\"id\":\"chatcmpl-mock\""

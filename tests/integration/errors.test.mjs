@@ -123,7 +123,7 @@ describe('request validation (OpenAI route)', () => {
       { status: 400, code: 'unsupported_parameter', error_code: 'INVALID_PARAMETER_VALUE', param: 'input[0].content[1]' }, /input_file/],
     ['input_image with only file_id', ok({ input: [{ role: 'user', content: [{ type: 'input_image', file_id: 'file_1' }] }] }),
       { status: 400, code: 'unsupported_parameter', error_code: 'INVALID_PARAMETER_VALUE', param: 'input[0].content[0]' }, /file_id|input_image/],
-    ['non-function tool', ok({ tools: [{ type: 'web_search' }] }), { status: 400, error_code: 'INVALID_PARAMETER_VALUE' }, /tool|web_search/],
+    ['tool of an unknown type', ok({ tools: [{ type: 'teleport' }] }), { status: 400, error_code: 'INVALID_PARAMETER_VALUE' }, /tool|teleport/],
     ['temperature out of range', ok({ temperature: 2.5 }), { status: 400, code: 'invalid_value', error_code: 'INVALID_PARAMETER_VALUE', param: 'temperature' }, /temperature/],
     ['top_p out of range', ok({ top_p: 1.5 }), { status: 400, code: 'invalid_value', error_code: 'INVALID_PARAMETER_VALUE', param: 'top_p' }, /top_p/],
     ['max_output_tokens 0', ok({ max_output_tokens: 0 }), { status: 400, code: 'invalid_value', error_code: 'INVALID_PARAMETER_VALUE', param: 'max_output_tokens' }, /max_output_tokens/],

@@ -78,7 +78,7 @@ describe('messages', () => {
     assert.deepEqual(up.messages, [{ role: 'user', content: 'hello there' }]);
   });
 
-  test('instructions become the first system message, before input system/developer messages', T, async () => {
+  test('instructions and the system/developer messages after them merge into one system message', T, async () => {
     const up = await upstreamFor({
       instructions: 'Be brief.',
       input: [
@@ -87,10 +87,10 @@ describe('messages', () => {
         { type: 'message', role: 'user', content: 'q' },
       ],
     });
+    // system_messages "merge" (default): strict chat templates accept one system message first;
+    // developer → system for non-OpenAI backends; joined by a blank line.
     assert.deepEqual(up.messages, [
-      { role: 'system', content: 'Be brief.' },
-      { role: 'system', content: 'dev rule' }, // developer → system for non-OpenAI backends
-      { role: 'system', content: 'sys rule' },
+      { role: 'system', content: 'Be brief.\n\ndev rule\n\nsys rule' },
       { role: 'user', content: 'q' },
     ]);
   });

@@ -261,11 +261,11 @@ Test(request, rejects_tools_and_tool_choice, .timeout = 10)
          "tools"},
         {"tool not an object", "{" M "\"input\":\"hi\",\"tools\":[1]}", false, GW_ERR_INVALID_JSON,
          "tools[0]", "tools[0]"},
-        {"built-in tool", "{" M "\"input\":\"hi\",\"tools\":[{\"type\":\"web_search\"}]}", false,
-         GW_ERR_UNSUPPORTED, "tools[0]", "function"},
-        {"second tool built-in",
+        {"unknown tool type", "{" M "\"input\":\"hi\",\"tools\":[{\"type\":\"teleport\"}]}", false,
+         GW_ERR_UNSUPPORTED, "tools[0]", "teleport"},
+        {"second tool of unknown type",
          "{" M
-         "\"input\":\"hi\",\"tools\":[{\"type\":\"function\",\"name\":\"f\"},{\"type\":\"file_search\"}]}",
+         "\"input\":\"hi\",\"tools\":[{\"type\":\"function\",\"name\":\"f\"},{\"type\":\"shell\"}]}",
          false, GW_ERR_UNSUPPORTED, "tools[1]", "tools[1]"},
         {"function tool without name",
          "{" M "\"input\":\"hi\",\"tools\":[{\"type\":\"function\",\"name\":\"f\"},{\"type\":\"function\"}]}",
@@ -277,8 +277,10 @@ Test(request, rejects_tools_and_tool_choice, .timeout = 10)
         {"tool_choice function without name",
          "{" M "\"input\":\"hi\",\"tool_choice\":{\"type\":\"function\"}}", false, GW_ERR_UNSUPPORTED,
          "tool_choice", "tool_choice"},
-        {"tool_choice built-in", "{" M "\"input\":\"hi\",\"tool_choice\":{\"type\":\"web_search_preview\"}}",
+        {"tool_choice unknown object type", "{" M "\"input\":\"hi\",\"tool_choice\":{\"type\":\"teleport\"}}",
          false, GW_ERR_UNSUPPORTED, "tool_choice", "tool_choice"},
+        {"tool_choice naming no tool", "{" M "\"input\":\"hi\",\"tool_choice\":{\"type\":\"function\",\"name\":\"f\"}}",
+         false, GW_ERR_INVALID_VALUE, "tool_choice", "not in tools"},
     };
     check_rejections(cases, sizeof(cases) / sizeof(cases[0]));
 }
@@ -358,14 +360,11 @@ Test(request, rejects_input_items, .timeout = 10)
          false, GW_ERR_INVALID_JSON, "input[1]", "output"},
         {"item_reference", "{" M "\"input\":[" U "{\"type\":\"item_reference\",\"id\":\"msg_1\"}]}", false,
          GW_ERR_UNSUPPORTED, "input[1]", "item_reference"},
-        {"built-in tool call item",
-         "{" M "\"input\":[" U "{\"type\":\"web_search_call\",\"id\":\"ws_1\",\"status\":\"completed\"}]}",
-         false, GW_ERR_UNSUPPORTED, "input[1]", "web_search_call"},
-        {"built-in tool output item",
-         "{" M "\"input\":[" U "{\"type\":\"computer_call_output\",\"call_id\":\"c\",\"output\":{}}]}", false,
-         GW_ERR_UNSUPPORTED, "input[1]", "computer_call_output"},
-        {"MCP item", "{" M "\"input\":[" U "{\"type\":\"mcp_list_tools\",\"id\":\"l1\"}]}", false,
-         GW_ERR_UNSUPPORTED, "input[1]", "mcp_list_tools"},
+        {"call item of a tool agate does not offer",
+         "{" M "\"input\":[" U "{\"type\":\"shell_call\",\"id\":\"sh_1\",\"status\":\"completed\"}]}",
+         false, GW_ERR_UNSUPPORTED, "input[1]", "shell_call"},
+        {"unknown MCP item", "{" M "\"input\":[" U "{\"type\":\"mcp_teleport\",\"id\":\"l1\"}]}", false,
+         GW_ERR_UNSUPPORTED, "input[1]", "mcp_teleport"},
         {"unknown item type", "{" M "\"input\":[" U "{\"type\":\"teleport\",\"content\":\"hi\"}]}", false,
          GW_ERR_INVALID_VALUE, "input[1]", "teleport"},
     };
@@ -555,7 +554,8 @@ Test(request, accepts_nulls_and_boundaries, .timeout = 10)
         "{" M "\"input\":\"hi\",\"tool_choice\":\"none\"}",
         "{" M
         "\"input\":\"hi\",\"tool_choice\":\"required\",\"tools\":[{\"type\":\"function\",\"name\":\"f\"}]}",
-        "{" M "\"input\":\"hi\",\"tool_choice\":{\"type\":\"function\",\"name\":\"f\"}}",
+        "{" M "\"input\":\"hi\",\"tool_choice\":{\"type\":\"function\",\"name\":\"f\"},\"tools\":[{\"type\":"
+        "\"function\",\"name\":\"f\"}]}",
         "{" M "\"input\":\"hi\",\"text\":{\"format\":{\"type\":\"text\"}}}",
         "{" M "\"input\":\"hi\",\"text\":{\"format\":{\"type\":\"json_object\"}},\"reasoning\":{}}",
         "{" M "\"input\":\"hi\",\"metadata\":{}}",
@@ -750,9 +750,21 @@ Test(request, encode_roles_and_developer_mapping, .timeout = 10)
         "{" M "\"instructions\":\"I\",\"input\":["
         "{\"role\":\"developer\",\"content\":\"d\"},{\"role\":\"system\",\"content\":\"s\"},"
         "{\"role\":\"user\",\"content\":\"u\"},{\"role\":\"assistant\",\"content\":\"a\"}]}";
+    /* Default system_messages "merge": instructions and the run of system/developer messages
+     * become one message, joined by a blank line (strict chat templates accept one). */
     enc_t e;
     encode(&e, body);
     const gw_json_t *m = msgs(&e);
+    cr_assert_eq(m->len, 3);
+    check_msg(at(m, 0), "system", "I\n\nd\n\ns");
+    check_msg(at(m, 1), "user", "u");
+    check_msg(at(m, 2), "assistant", "a");
+    enc_free(&e);
+
+    gw_endpoint_cfg_t ep = default_ep();
+    ep.system_messages = GW_SYSMSG_KEEP;
+    encode_with(&e, body, &ep, false);
+    m = msgs(&e);
     cr_assert_eq(m->len, 5);
     check_msg(at(m, 0), "system", "I");
     check_msg(at(m, 1), "system", "d");
@@ -761,7 +773,6 @@ Test(request, encode_roles_and_developer_mapping, .timeout = 10)
     check_msg(at(m, 4), "assistant", "a");
     enc_free(&e);
 
-    gw_endpoint_cfg_t ep = default_ep();
     ep.developer_role = true;
     encode_with(&e, body, &ep, false);
     m = msgs(&e);

@@ -292,13 +292,34 @@ Test(responses, unknown_event_type_dropped, .timeout = 20)
     test_checked_free(&plain);
 }
 
-Test(responses, unknown_event_type_dropped_on_databricks_front, .timeout = 20)
+Test(responses, unknown_event_type_passed_through_on_databricks_front, .timeout = 20)
 {
+    /* PROTOCOL.md §7.7: Databricks-route clients get it, renumbered in the gateway's sequence. */
     test_checked_t c;
     test_checked_run(&c, "rs_unknown_event.sse", &DBX_SSE, 0);
-    cr_assert_not(test_buf_has(&c.r.out, "custom_thing"));
     cr_assert_str_eq(c.m->terminal_type, "response.completed");
+    size_t found = 0;
+    for (size_t i = 0; i < c.v.n; i++) {
+        const gw_json_t *j = c.v.ev[i].j;
+        if (!j || !gw_str_eq(gw_json_get_str(j, "type"), "response.custom_thing"))
+            continue;
+        found++;
+        cr_assert_str_eq(c.v.ev[i].event, "", "data-only framing");
+        cr_assert_eq(test_ji(j, "sequence_number"), (int64_t)i, "the gateway's sequence number");
+        cr_assert(test_jnum_is(j, "x", "1"));
+    }
+    cr_assert_eq(found, 1);
     test_checked_free(&c);
+}
+
+Test(responses, unknown_event_type_dropped_for_non_streaming_databricks, .timeout = 20)
+{
+    test_run_opts_t o = DBX_SSE;
+    o.stream = false;
+    test_run_t r;
+    test_run_golden(&r, "rs_unknown_event.sse", &o, 0);
+    cr_assert_not(test_buf_has(&r.out, "custom_thing"));
+    test_run_free(&r);
 }
 
 Test(responses, bad_json_after_created_is_a_protocol_error, .timeout = 20)

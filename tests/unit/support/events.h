@@ -43,7 +43,7 @@ bool test_buf_has(const gw_buf_t *b, const char *needle);
 bool test_str_has(gw_str_t s, const char *needle);
 /** Lower-case hex digit, as in minted ids. */
 bool test_is_hex(char c);
-/** Copy of s[0..n) with the random parts of minted ids (msg_/fc_/rs_ + 32 hex, call_ + 24 hex)
+/** Copy of s[0..n) with the random parts of minted ids (msg_/fc_/rs_/ctc_/lsh_ + 32 hex, call_ + 24 hex)
  * masked, so two runs of the same upstream bytes compare byte for byte. Upstream ids pass. */
 char *test_normalize(const char *s, size_t n);
 
