@@ -109,6 +109,7 @@ typedef struct gw_config {
     double retry_budget_ratio;     /** retries in flight <= max(min, ratio x requests in flight); 0.2 */
     int retry_budget_min;          /** 3 */
     char version[17]; /** hash of the file bytes, hex */
+    int64_t loaded_unix; /** when this config was parsed (unix s): `created` of /v1/models */
 } gw_config_t;
 
 /** Parse and validate. On error returns NULL and writes a one-line message into err. */

@@ -27,10 +27,19 @@ typedef struct {
     gw_str_t client_request_id;         /** top-level string, base NULL when absent */
     const gw_json_t *usage_context;
     bool return_trace;
+    /* ChatCompletions front route only (gw_request_parse_chat): root is the chat body. */
+    const gw_json_t *messages;          /** non-empty array */
+    bool include_usage;                 /** the client asked for stream_options.include_usage */
 } gw_request_t;
 
 /** Parse and validate body. On failure returns -1 and fills err (message/param in the arena). */
 int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_request_t *out, gw_error_t *err);
+
+/** Parse and validate a ChatCompletions body (`POST /v1/chat/completions`) just enough to route
+ * and pass it through: a JSON object with a non-empty `model` string and a non-empty `messages`
+ * array; `stream` boolean and `stream_options` object when present. Everything else is the
+ * upstream's to judge. Same failure contract as gw_request_parse. */
+int gw_request_parse_chat(gw_arena_t *a, gw_str_t body, gw_request_t *out, gw_error_t *err);
 
 /** Concatenated text parts of a content value (string, or parts with a "text" field), joined
  * with "\n". Used for translation and token estimates. */
