@@ -11,7 +11,11 @@
  *   usage, custom_outputs, trace: any time
  *   finish or fail             exactly once, last
  * Function-call items may be open concurrently; message/reasoning items are closed before any
- * later item is added. Any emit call may return < 0: the consumer is gone, stop feeding. */
+ * later item is added. Any emit call may return < 0: the consumer is gone, stop feeding.
+ *
+ * A passthrough adapter (ad_chat_passthrough: the client speaks the upstream's protocol) emits no
+ * items: begin, then raw* (client bytes as they go out), usage/upstream_model any time, aggregate
+ * (the final object for the table) once, then finish or fail. */
 #ifndef AD_ADAPTER_H
 #define AD_ADAPTER_H
 
@@ -46,6 +50,14 @@ typedef struct {
     bool upstream_tool;
 } ad_item_t;
 
+/** What a passthrough chunk is (ad_emit_t.raw). */
+typedef enum {
+    AD_RAW_SSE = 0,    /** one SSE event's data (the renderer frames it) */
+    AD_RAW_SSE_USAGE,  /** an event carrying only usage: sent only if the client asked for usage */
+    AD_RAW_SSE_ERROR,  /** the upstream's own error event: the renderer adds no error of its own */
+    AD_RAW_JSON,       /** the whole JSON body of a non-streaming answer */
+} ad_raw_kind_t;
+
 typedef struct ad_emit {
     void *ctx;
     int (*begin)(void *ctx);
@@ -70,6 +82,11 @@ typedef struct ad_emit {
     int (*finish)(void *ctx, ad_finish_t how, const char *incomplete_reason);
     /** Failure reported by the upstream inside a 2xx response. */
     int (*fail)(void *ctx, const gw_error_t *err);
+    /** Passthrough: bytes for the client as they came (one SSE event's data, or the whole JSON
+     * body). `tokens`: chars of generated text or arguments they carry (first-token time). */
+    int (*raw)(void *ctx, gw_str_t bytes, ad_raw_kind_t kind, size_t tokens);
+    /** Passthrough: the aggregated final object for the inference table (copied). */
+    void (*aggregate)(void *ctx, gw_str_t json);
 } ad_emit_t;
 
 typedef struct ad_state ad_state_t; /* per-adapter opaque state, in the request arena */
@@ -97,6 +114,9 @@ typedef struct ad_vtable {
 
 extern const ad_vtable_t ad_chat_completions;
 extern const ad_vtable_t ad_responses;
+/** ChatCompletions client → ChatCompletions upstream, bytes passed through (front route
+ * /v1/chat/completions); encode_request reads the chat body from req->root. */
+extern const ad_vtable_t ad_chat_passthrough;
 
 /** The adapter for a configured kind. */
 const ad_vtable_t *ad_for(gw_adapter_kind_t kind);

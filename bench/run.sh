@@ -9,7 +9,9 @@
 #         2 fixed offered load (bench/loadgen, open loop) - TTFB/TTLB p50/p99, added vs direct;
 #         3 callgrind - instructions per request (difference of two runs, startup cancels);
 #         4 memory - RSS with many concurrent open (stalled) streams, per stream;
-#         5 tables on (JSONL) vs off - from phase 1, plus the rows actually written.
+#         5 tables on (JSONL) vs off - from phase 1, plus the rows actually written;
+#         phase 1 also runs agate_chat: the same ChatCompletions stream through agate's
+#         /v1/chat/completions passthrough (issue 16), CPU per request next to nginx.
 # BENCH_PHASES selects phases (default "sat lat cg mem"); the table check runs with sat.
 # Output: a table on stdout, bench/results/<date>[-smoke].json (+ .txt table, callgrind excerpts).
 # Every process started here is killed on exit; every load phase is bounded in time.
@@ -321,6 +323,7 @@ target_info() {
     case $1 in
     agate) t_port=$agate_main_port t_pid=$agate_main_pid t_path=/v1/responses t_kind=resp ;;
     agate_tables) t_port=$agate_tables_port t_pid=$agate_tables_pid t_path=/v1/responses t_kind=resp ;;
+    agate_chat) t_port=$agate_main_port t_pid=$agate_main_pid t_path=/v1/chat/completions t_kind=chat_agate ;;
     nginx) t_port=$nginx_main_port t_pid=$nginx_main_pid t_path=/v1/chat/completions t_kind=chat ;;
     direct) t_port=$main_mock_port t_pid=$main_mock_pid t_path=/v1/chat/completions t_kind=chat ;;
     *) die "unknown target $1" ;;
@@ -343,6 +346,9 @@ sat_run() {
     if [ "$t_kind" = resp ]; then
         script=$here/bench/wrk_responses.lua
         args=("$scen" bench)
+    elif [ "$t_kind" = chat_agate ]; then
+        script=$here/bench/wrk_chat.lua
+        args=("$scen" /v1/chat/completions bench) # agate's endpoint name; agate sends mock-model on
     else
         script=$here/bench/wrk_chat.lua
         args=("$scen")
@@ -391,7 +397,7 @@ sat_phase() {
         targets=(agate nginx)
         n=$reps
         if [ "$scen" = bench20 ]; then
-            targets=(agate nginx direct agate_tables)
+            targets=(agate nginx direct agate_tables agate_chat)
             n=$sat20_reps
         fi
         for ((rep = 1; rep <= n; rep++)); do
@@ -404,6 +410,8 @@ sat_phase() {
             record sat "$scen" agate/nginx rps_ratio "$rep" "$(calc "${rps_of[agate]} / ${rps_of[nginx]}" 3)"
             record sat "$scen" agate/nginx cpu_ratio "$rep" "$(calc "${cpu_of[agate]} / ${cpu_of[nginx]}" 3)"
             if [ "$scen" = bench20 ]; then
+                record sat "$scen" agate_chat/nginx cpu_ratio "$rep" "$(calc "${cpu_of[agate_chat]} / ${cpu_of[nginx]}" 3)"
+                record sat "$scen" agate_chat/nginx rps_ratio "$rep" "$(calc "${rps_of[agate_chat]} / ${rps_of[nginx]}" 3)"
                 record tables bench20 tables_on/off rps_ratio "$rep" "$(calc "${rps_of[agate_tables]} / ${rps_of[agate]}" 3)"
                 record tables bench20 tables_on/off cpu_ratio "$rep" "$(calc "${cpu_of[agate_tables]} / ${cpu_of[agate]}" 3)"
             fi
@@ -678,7 +686,7 @@ t4=$(verdict "1 - $tables_rps < 0.05" "$tables_rps")
     echo "1. Saturation (wrk -t1 -c$sat_conns, ${sat_secs}s, $sat20_reps reps for bench20, $reps for the others): requests/s and proxy CPU us per request (utime+stime)"
     printf '%-13s %-13s %-30s %-28s %-28s %-20s %-18s\n' scenario target "req/s" "CPU us/req" "of which kernel" "proxy core busy" "other on that core"
     for scen in "${sat_scenarios[@]}"; do
-        for target in agate nginx direct agate_tables; do
+        for target in agate nginx direct agate_tables agate_chat; do
             [ -n "$(get sat "$scen" "$target" rps)" ] || continue
             printf '%-13s %-13s %-30s %-28s %-28s %-20s %-18s\n' "$scen" "$target" "$(fmt sat "$scen" "$target" rps)" \
                 "$(fmt sat "$scen" "$target" cpu_us_per_req)" "$(fmt sat "$scen" "$target" sys_cpu_us_per_req)" \
@@ -686,8 +694,12 @@ t4=$(verdict "1 - $tables_rps < 0.05" "$tables_rps")
         done
         printf '%-13s %-13s %-30s %-28s\n' "$scen" "agate/nginx" "$(fmt sat "$scen" agate/nginx rps_ratio)" \
             "$(fmt sat "$scen" agate/nginx cpu_ratio)"
+        [ -z "$(get sat "$scen" agate_chat/nginx cpu_ratio)" ] ||
+            printf '%-13s %-13s %-30s %-28s\n' "$scen" "chat/nginx" "$(fmt sat "$scen" agate_chat/nginx rps_ratio)" \
+                "$(fmt sat "$scen" agate_chat/nginx cpu_ratio)"
     done
-    echo "   (direct: CPU column is the mock upstream's own CPU per request)"
+    echo "   (direct: CPU column is the mock upstream's own CPU per request; agate_chat: the same ChatCompletions"
+    echo "    stream as nginx through agate's /v1/chat/completions passthrough, chat/nginx its ratios)"
     echo
     echo "2. Fixed offered load, open loop (bench/loadgen, $lat_reps reps, ${lat_secs}s + ${lat_warm}s warm-up, $lat_conns connections; bench_slow50: $slow_conns): latency in us"
     printf '%-19s %-13s %-26s %-26s %-30s %-30s %s\n' "scenario@req/s" target "TTFB p50" "TTFB p99" "TTLB p50" "TTLB p99" "other on proxy core"

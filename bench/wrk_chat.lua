@@ -1,19 +1,22 @@
 -- wrk script: POST the streaming ChatCompletions request agate sends upstream, byte for byte,
 -- to nginx (plain proxy) or straight to bench/mock_upstream (bench/run.sh).
---   wrk ... -s bench/wrk_chat.lua http://127.0.0.1:PORT -- [SCENARIO] [PATH]
+--   wrk ... -s bench/wrk_chat.lua http://127.0.0.1:PORT -- [SCENARIO] [PATH] [MODEL]
 -- SCENARIO: bench/mock_upstream scenario via the `mock:NAME` marker (default bench20);
--- PATH: request target (default /v1/chat/completions).
-local scenario, path = "bench20", "/v1/chat/completions"
+-- PATH: request target (default /v1/chat/completions); MODEL: the body's model (default
+-- mock-model; agate's /v1/chat/completions passthrough takes its endpoint name and sends
+-- mock-model upstream, so the upstream sees the same bytes as through nginx).
+local scenario, path, model = "bench20", "/v1/chat/completions", "mock-model"
 
 function init(args)
   scenario = args[1] or scenario
   path = args[2] or path
+  model = args[3] or model
   wrk.method = "POST"
   wrk.path = path
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["Accept"] = "text/event-stream"
   -- The exact body agate's chat_completions adapter produces for wrk_responses.lua's request.
-  wrk.body = '{"model":"mock-model","stream":true,"stream_options":{"include_usage":true},' ..
+  wrk.body = '{"model":"' .. model .. '","stream":true,"stream_options":{"include_usage":true},' ..
              '"messages":[{"role":"user","content":"Benchmark request mock:' .. scenario .. '"}]}'
 end
 

@@ -9,6 +9,7 @@
 #include "gateway/dispatch.h"
 #include "gateway/id.h"
 #include "gateway/log.h"
+#include "gateway/models.h"
 #include "gateway/resolve.h"
 #include "gateway/stream.h"
 
@@ -397,6 +398,15 @@ static bool phase_route(gw_call_t *c)
         complete(c);
         return false;
     }
+    if (c->route.kind == GW_ROUTE_MODELS || c->route.kind == GW_ROUTE_MODEL) {
+        c->admin = true; /* no payload, no upstream: not a table row (gateway/models.h) */
+        gw_error_t err = {0};
+        if (gw_models_respond(c->cfg, r, &c->route, common_headers(c, NULL, false), &err) < 0)
+            reject(c, &err);
+        else
+            complete(c);
+        return false;
+    }
     return true;
 }
 
@@ -425,7 +435,7 @@ static void phase_dispatch(gw_call_t *c)
 {
     const gw_endpoint_cfg_t *ep = c->res.served;
     gw_stream_opts_t so = {
-        .front = is_dbx(c) ? GW_FRONT_DATABRICKS : GW_FRONT_OPENAI,
+        .front = is_dbx(c) ? GW_FRONT_DATABRICKS : c->route.kind == GW_ROUTE_CHAT ? GW_FRONT_CHAT : GW_FRONT_OPENAI,
         .stream = c->res.req.stream,
         .req = &c->res.req,
         .response_id = c->response_id,
@@ -444,6 +454,7 @@ static void phase_dispatch(gw_call_t *c)
         .req = &c->res.req,
         .databricks_route = is_dbx(c),
         .stream = c->stream,
+        .passthrough = c->route.kind == GW_ROUTE_CHAT ? c->res.ad : NULL,
         .owner = &dispatch_owner,
         .owner_ud = c,
     };

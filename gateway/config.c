@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gateway/json.h"
 #include "tables/redact.h"
@@ -669,6 +670,7 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
     if (v.failed)
         goto fail;
     version_hash(json, len, c->version);
+    c->loaded_unix = (int64_t)time(NULL);
     return c;
 fail:
     gw_arena_free(a);

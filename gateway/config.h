@@ -123,6 +123,7 @@ typedef struct gw_config {
     int retry_budget_min;          /** 3 */
     const char *default_endpoint;  /** serves any model name nothing else matches; NULL = off */
     char version[17]; /** hash of the file bytes, hex */
+    int64_t loaded_unix; /** when this config was parsed (unix s): `created` of /v1/models */
 } gw_config_t;
 
 /** Parse and validate. On error returns NULL and writes a one-line message into err. */

@@ -31,6 +31,7 @@ struct gw_dispatch {
     const gw_endpoint_cfg_t *primary; /** entity resolve chose; its fallbacks are tried */
     gw_pool_ep_t *pe;
     const ad_vtable_t *ad;
+    const ad_vtable_t *pass;          /** passthrough adapter for every attempt, NULL = per endpoint */
     ad_state_t *ast;                  /** adapter state of the current attempt, request arena */
     int replica;                      /** replica index of the current attempt, -1 none */
     uint8_t tried[GW_POOL_MAX_REPLICAS];
@@ -245,7 +246,8 @@ static bool try_elsewhere(gw_dispatch_t *d)
     while (d->next_fallback < d->primary->n_fallbacks) {
         const char *name = d->primary->fallbacks[d->next_fallback++];
         const gw_endpoint_cfg_t *fb = gw_config_endpoint(d->cfg, name, strlen(name));
-        if (!fb)
+        /* A passthrough needs the client's protocol upstream: other fallbacks are skipped. */
+        if (!fb || (d->pass && fb->adapter != GW_ADAPTER_CHAT_COMPLETIONS))
             continue;
         d->ep = fb;
         d->pe = gw_pool_ep(d->pool, fb);
@@ -444,11 +446,11 @@ static int begin_attempt(gw_dispatch_t *d)
     int idx = pick_replica(d);
     if (idx < 0 || idx >= GW_POOL_MAX_REPLICAS)
         return -1;
-    const gw_adapter_kind_t kind = d->ep->adapter;
-    if (d->ad != ad_for(kind) || d->n_attempts == 0 || d->fallback_used) {
+    const ad_vtable_t *ad = d->pass ? d->pass : ad_for(d->ep->adapter);
+    if (d->ad != ad || d->n_attempts == 0 || d->fallback_used) {
         /* The body depends on the endpoint (model, adapter): encode it for this one. */
         gw_error_t err = {0};
-        d->ad = ad_for(kind);
+        d->ad = ad;
         gw_buf_reset(&d->up_body);
         if (d->ad->encode_request(d->req, d->ep, d->dbx, &d->up_body, &err) < 0)
             return -1;
@@ -510,7 +512,8 @@ gw_dispatch_t *gw_dispatch_new(const gw_dispatch_opts_t *o)
     d->ud = o->owner_ud;
     d->ep = d->primary = o->ep;
     d->pe = gw_pool_ep(d->pool, d->ep);
-    d->ad = ad_for(d->ep->adapter);
+    d->pass = o->passthrough;
+    d->ad = d->pass ? d->pass : ad_for(d->ep->adapter);
     d->replica = -1;
     d->retries_left = d->ep->replica_retries;
     uv_timer_init(d->ctx->loop, &d->timer);

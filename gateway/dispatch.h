@@ -37,6 +37,9 @@ typedef struct {
     const gw_request_t *req;       /** must outlive the dispatch */
     bool databricks_route;
     gw_stream_t *stream;
+    /** Set on the ChatCompletions route: every attempt uses this passthrough adapter, and only
+     * fallbacks whose upstream speaks ChatCompletions are tried. NULL: the endpoint's adapter. */
+    const ad_vtable_t *passthrough;
     const gw_dispatch_owner_t *owner;
     void *owner_ud;
 } gw_dispatch_opts_t;

@@ -532,3 +532,47 @@ void gw_request_content_text(const gw_json_t *content, gw_buf_t *out)
         first = false;
     }
 }
+
+int gw_request_parse_chat(gw_arena_t *a, gw_str_t body, gw_request_t *r, gw_error_t *err)
+{
+    memset(r, 0, sizeof(*r));
+    gw_json_t *root;
+    const char *perr = NULL;
+    if (gw_json_parse(a, body.base ? body.base : "", body.len, &root, &perr) < 0)
+        return reject(a, err, GW_ERR_INVALID_JSON, NULL, "request body is not valid JSON: %s",
+                      perr ? perr : "parse error");
+    if (root->type != GW_JSON_OBJECT)
+        return reject(a, err, GW_ERR_INVALID_JSON, NULL, "request body must be a JSON object");
+    if (gw_utf8_valid_prefix(body) != body.len)
+        return reject(a, err, GW_ERR_INVALID_JSON, NULL, "request body is not valid UTF-8");
+    r->root = root;
+    r->client_request_id = gw_json_get_str(root, "client_request_id");
+    const gw_json_t *v = gw_json_get(root, "model");
+    if (v && v->type == GW_JSON_STRING && v->str.len)
+        r->model = v->str;
+    else if (v && v->type == GW_JSON_STRING)
+        return reject(a, err, GW_ERR_INVALID_VALUE, "model", "'model' must not be empty");
+    else if (!gw_json_is_nullish(v))
+        return reject(a, err, GW_ERR_INVALID_JSON, "model", "'model' must be a string");
+    else
+        return reject(a, err, GW_ERR_INVALID_VALUE, "model", "'model' is required");
+    v = gw_json_get(root, "messages");
+    if (gw_json_is_nullish(v))
+        return reject(a, err, GW_ERR_INVALID_VALUE, "messages", "'messages' is required");
+    if (v->type != GW_JSON_ARRAY)
+        return reject(a, err, GW_ERR_INVALID_JSON, "messages", "'messages' must be an array");
+    if (!v->len)
+        return reject(a, err, GW_ERR_INVALID_VALUE, "messages", "'messages' must not be empty");
+    r->messages = v;
+    v = gw_json_get(root, "stream");
+    if (v && v->type == GW_JSON_BOOL)
+        r->stream = v->boolean;
+    else if (!gw_json_is_nullish(v))
+        return reject(a, err, GW_ERR_INVALID_JSON, "stream", "'stream' must be a boolean");
+    v = gw_json_get(root, "stream_options");
+    if (!gw_json_is_nullish(v) && v->type != GW_JSON_OBJECT)
+        return reject(a, err, GW_ERR_INVALID_JSON, "stream_options", "'stream_options' must be an object");
+    const gw_json_t *iu = gw_json_get(v, "include_usage");
+    r->include_usage = r->stream && gw_json_is(iu, GW_JSON_BOOL) && iu->boolean;
+    return 0;
+}

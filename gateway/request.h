@@ -34,6 +34,9 @@ typedef struct {
     /** Hosted tools left out for the endpoint (gw_request_apply_endpoint); tool types, arena. */
     const char **dropped_tools;
     size_t n_dropped_tools;
+    /* ChatCompletions front route only (gw_request_parse_chat): root is the chat body. */
+    const gw_json_t *messages;          /** non-empty array */
+    bool include_usage;                 /** the client asked for stream_options.include_usage */
 } gw_request_t;
 
 /** Parse and validate body. On failure returns -1 and fills err (message/param in the arena). */
@@ -43,6 +46,12 @@ int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_req
  * dropped (listed in dropped_tools, logged at debug) or rejected per `hosted_tools`, and a
  * tool_choice naming a dropped tool is a 400. Returns -1 + err on rejection. */
 int gw_request_apply_endpoint(gw_request_t *r, gw_arena_t *a, const gw_endpoint_cfg_t *ep, gw_error_t *err);
+
+/** Parse and validate a ChatCompletions body (`POST /v1/chat/completions`) just enough to route
+ * and pass it through: a JSON object with a non-empty `model` string and a non-empty `messages`
+ * array; `stream` boolean and `stream_options` object when present. Everything else is the
+ * upstream's to judge. Same failure contract as gw_request_parse. */
+int gw_request_parse_chat(gw_arena_t *a, gw_str_t body, gw_request_t *out, gw_error_t *err);
 
 /** Concatenated text parts of a content value (string, or parts with a "text" field), joined
  * with "\n". Used for translation and token estimates. */

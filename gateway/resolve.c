@@ -60,7 +60,10 @@ int gw_resolve(const gw_config_t *cfg, gw_req_t *r, const gw_route_t *route, gw_
     }
     if (!json_content_type(gw_req_header(r, "content-type")))
         return fail(err, GW_ERR_MEDIA_TYPE, "request body must be application/json (UTF-8)", NULL);
-    if (gw_request_parse(a, gw_req_body(r), dbx, &out->req, err) < 0) {
+    bool chat = route->kind == GW_ROUTE_CHAT;
+    int prc = chat ? gw_request_parse_chat(a, gw_req_body(r), &out->req, err)
+                   : gw_request_parse(a, gw_req_body(r), dbx, &out->req, err);
+    if (prc < 0) {
         /* Charge the rejection to the endpoint it named, when it named one (table, metrics). */
         if (!out->routed && out->req.model.base)
             out->routed = gw_config_endpoint_for_model(cfg, out->req.model.base, out->req.model.len);
@@ -79,7 +82,21 @@ int gw_resolve(const gw_config_t *cfg, gw_req_t *r, const gw_route_t *route, gw_
         }
     }
     out->served = split(cfg, out->routed);
-    out->ad = ad_for(out->served->adapter);
+    if (chat) {
+        /* The ChatCompletions route passes bytes through, so it needs a ChatCompletions upstream;
+         * translating for a Responses upstream is out of scope for now (README, issue 16). */
+        if (out->served->adapter != GW_ADAPTER_CHAT_COMPLETIONS) {
+            char *msg = gw_arena_alloc(a, 320);
+            snprintf(msg, 320,
+                     "endpoint '%s' has a Responses upstream; /v1/chat/completions serves only endpoints "
+                     "whose upstream speaks ChatCompletions (use /v1/responses)",
+                     out->served->name);
+            return fail(err, GW_ERR_UNSUPPORTED, msg, "model");
+        }
+        out->ad = &ad_chat_passthrough;
+    } else {
+        out->ad = ad_for(out->served->adapter);
+    }
     if (!out->ad)
         return fail(err, GW_ERR_INTERNAL, "endpoint adapter is not available in this build", NULL);
     /* Hosted tools the served model cannot run: dropped (listed for the row and metrics) or a

@@ -1,8 +1,9 @@
 /* gw_resolve: the resolve phase. Checks the media type, parses and validates the Responses body
- * once, finds the endpoint the client addressed (the Databricks path names it, the OpenAI route's
- * `model` does, through the endpoints' names, aliases and default_endpoint), applies the
- * endpoint's traffic split and its tool policies (hosted_tools) and draws the payload-table sample. The
- * response store's lookups will go here too. Pure: no I/O, no timers. */
+ * once (on the ChatCompletions route: the chat body, just enough to route it), finds the endpoint
+ * the client addressed (the Databricks path names it, the OpenAI routes' `model` does, through the
+ * endpoints' names, aliases and default_endpoint), applies the endpoint's traffic split and its
+ * tool policies (hosted_tools) and draws the payload-table sample. The response store's lookups
+ * will go here too. Pure: no I/O, no timers. */
 #ifndef GW_RESOLVE_H
 #define GW_RESOLVE_H
 

@@ -13,6 +13,23 @@ void gw_route_resolve(gw_str_t method, gw_str_t path, gw_route_t *out)
         out->allow = "POST";
         return;
     }
+    if (gw_str_eq(path, "/v1/chat/completions")) {
+        out->kind = GW_ROUTE_CHAT;
+        out->method_ok = post;
+        out->allow = "POST";
+        return;
+    }
+    /* The model list (OpenAI `GET /v1/models`, `GET /v1/models/{id}`): what clients probe first. */
+    static const char models[] = "/v1/models";
+    size_t ml = sizeof(models) - 1;
+    if (path.len >= ml && memcmp(path.base, models, ml) == 0 && (path.len == ml || path.base[ml] == '/')) {
+        out->kind = path.len <= ml + 1 ? GW_ROUTE_MODELS : GW_ROUTE_MODEL;
+        if (out->kind == GW_ROUTE_MODEL)
+            out->endpoint = gw_str_n(path.base + ml + 1, path.len - ml - 1);
+        out->method_ok = get;
+        out->allow = "GET, HEAD";
+        return;
+    }
     if (gw_str_eq(path, "/healthz") || gw_str_eq(path, "/readyz") || gw_str_eq(path, "/metrics")) {
         out->kind = gw_str_eq(path, "/healthz")  ? GW_ROUTE_HEALTHZ
                     : gw_str_eq(path, "/readyz") ? GW_ROUTE_READYZ
@@ -40,5 +57,8 @@ void gw_route_resolve(gw_str_t method, gw_str_t path, gw_route_t *out)
 
 const char *gw_route_front_name(gw_route_kind_t k)
 {
-    return k == GW_ROUTE_RESPONSES ? "responses" : k == GW_ROUTE_INVOCATIONS ? "invocations" : NULL;
+    return k == GW_ROUTE_RESPONSES     ? "responses"
+           : k == GW_ROUTE_INVOCATIONS ? "invocations"
+           : k == GW_ROUTE_CHAT        ? "chat_completions"
+                                       : NULL;
 }

@@ -1,4 +1,4 @@
-/* gw_route: maps method + path to a front route (PROTOCOL.md §1) and health endpoints. */
+/* gw_route: maps method + path to a front route (PROTOCOL.md §1), the model list and health endpoints. */
 #ifndef GW_ROUTER_H
 #define GW_ROUTER_H
 
@@ -13,11 +13,14 @@ typedef enum {
     GW_ROUTE_HEALTHZ,       /** GET /healthz */
     GW_ROUTE_READYZ,        /** GET /readyz */
     GW_ROUTE_METRICS,       /** GET /metrics (Prometheus text) */
+    GW_ROUTE_CHAT,          /** POST /v1/chat/completions (ChatCompletions passthrough) */
+    GW_ROUTE_MODELS,        /** GET /v1/models */
+    GW_ROUTE_MODEL,         /** GET /v1/models/{id} */
 } gw_route_kind_t;
 
 typedef struct {
     gw_route_kind_t kind;
-    gw_str_t endpoint;  /** {name} of the invocations route (borrowed from the path) */
+    gw_str_t endpoint;  /** {name} of the invocations route, {id} of /v1/models/{id} (borrowed from the path) */
     bool method_ok;     /** false: known path, wrong method (405) */
     const char *allow;  /** Allow header value for 405 */
 } gw_route_t;

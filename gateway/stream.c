@@ -10,6 +10,11 @@
 #include "gateway/sse.h"
 
 
+static bool chat(const gw_stream_t *s)
+{
+    return s->o.front == GW_FRONT_CHAT;
+}
+
 /* ---- rendering helpers ---- */
 
 static void ev_begin(gw_stream_t *s, const char *type)
@@ -149,7 +154,9 @@ static int on_begin(void *ctx)
     if (s->begun || s->status != GW_FINISH_NONE)
         return s->status == GW_FINISH_NONE ? 0 : -1;
     s->begun = true;
-    if (s->o.stream) {
+    if (s->o.stream && chat(s)) {
+        s->committed = true; /* the passthrough's first chunk follows at once */
+    } else if (s->o.stream) {
         s->committed = true;
         lifecycle_event(s, "response.created");
         lifecycle_event(s, "response.in_progress");
@@ -475,6 +482,8 @@ static void on_heartbeat(void *ctx)
 /* Render the aggregate for the table, once the status is final. */
 static void build_aggregate(gw_stream_t *s)
 {
+    if (chat(s))
+        return; /* the passthrough adapter hands its own (on_aggregate) */
     gw_buf_reset(&s->aggregate);
     if (!s->begun)
         return;
@@ -492,6 +501,8 @@ static int on_finish(void *ctx, ad_finish_t how, const char *reason)
     close_open_items(s, how == AD_FINISH_COMPLETED ? AD_STATUS_COMPLETED : AD_STATUS_INCOMPLETE);
     s->status = how == AD_FINISH_COMPLETED ? GW_FINISH_COMPLETED : GW_FINISH_INCOMPLETE;
     s->incomplete_reason = reason ? reason : "max_output_tokens";
+    if (chat(s))
+        return 0; /* every byte already went out through on_raw */
     build_aggregate(s);
     if (s->o.stream) {
         ev_begin(s, how == AD_FINISH_COMPLETED ? "response.completed" : "response.incomplete");
@@ -522,6 +533,67 @@ static void set_error(gw_stream_t *s, const gw_error_t *e)
     s->err.param = NULL; /* params are request-side only; never carried past the arena */
 }
 
+/* ---- chat front (passthrough) ---- */
+
+/* One SSE event from the upstream's data. A data value spanning several lines (JSON split at
+ * whitespace) keeps one `data:` line per line, as SSE requires. */
+static void chat_frame(gw_buf_t *out, gw_str_t data)
+{
+    const char *p = data.base, *end = data.base + data.len;
+    gw_buf_append_cstr(out, "data: ");
+    for (const char *nl; (nl = memchr(p, '\n', (size_t)(end - p))); p = nl + 1) {
+        gw_buf_append(out, p, (size_t)(nl - p));
+        gw_buf_append_cstr(out, "\ndata: ");
+    }
+    gw_buf_append(out, p, (size_t)(end - p));
+    gw_buf_append_cstr(out, "\n\n");
+}
+
+/* A gateway-side failure after commit: the error object a ChatCompletions stream carries. */
+static void chat_error_event(gw_stream_t *s)
+{
+    gw_buf_append_cstr(&s->out, "data: {\"error\":{\"message\":");
+    gw_json_quote(&s->out, gw_str(s->err.message));
+    gw_buf_append_cstr(&s->out, ",\"type\":");
+    gw_json_quote(&s->out, gw_str(gw_err_type(s->err.kind)));
+    gw_buf_append_cstr(&s->out, ",\"param\":null,\"code\":");
+    gw_json_quote(&s->out, gw_str(gw_err_code(s->err.kind)));
+    gw_buf_append_cstr(&s->out, "}}\n\n");
+}
+
+static int on_raw(void *ctx, gw_str_t bytes, ad_raw_kind_t kind, size_t tokens)
+{
+    gw_stream_t *s = ctx;
+    if (s->status != GW_FINISH_NONE)
+        return -1;
+    if ((kind != AD_RAW_JSON) != s->o.stream) {
+        gw_stream_fail(s, &(gw_error_t){.kind = GW_ERR_UPSTREAM,
+                                        .message = s->o.stream ? "upstream answered one JSON object to a streaming request"
+                                                               : "upstream answered a stream to a request without stream"});
+        return -1;
+    }
+    on_begin(s);
+    if (tokens) {
+        if (!s->first_token_ns)
+            s->first_token_ns = uv_hrtime();
+        s->output_chars += tokens;
+    }
+    if (kind == AD_RAW_JSON)
+        gw_buf_append_str(&s->out, bytes);
+    else if (kind != AD_RAW_SSE_USAGE || s->o.req->include_usage)
+        chat_frame(&s->out, bytes);
+    if (kind == AD_RAW_SSE_ERROR)
+        s->error_sent = true;
+    return 0;
+}
+
+static void on_aggregate(void *ctx, gw_str_t json)
+{
+    gw_stream_t *s = ctx;
+    gw_buf_reset(&s->aggregate);
+    gw_buf_append_str(&s->aggregate, json);
+}
+
 static int on_fail(void *ctx, const gw_error_t *e)
 {
     gw_stream_fail(ctx, e);
@@ -538,6 +610,11 @@ void gw_stream_fail(gw_stream_t *s, const gw_error_t *e)
     build_aggregate(s);
     if (!s->committed)
         return; /* the owner answers with an HTTP error */
+    if (chat(s)) {
+        if (!s->error_sent)
+            chat_error_event(s);
+        return;
+    }
     /* §5.3: response.failed, then one error event with flat, nested and databricks fields. */
     lifecycle_event(s, "response.failed");
     ev_begin(s, "error");
@@ -603,6 +680,8 @@ gw_stream_t *gw_stream_new(const gw_stream_opts_t *o)
         .passthrough = on_passthrough,
         .finish = on_finish,
         .fail = on_fail,
+        .raw = on_raw,
+        .aggregate = on_aggregate,
     };
     return s;
 }

@@ -15,7 +15,10 @@
 #include "adapters/adapter.h"
 #include "gateway/request.h"
 
-typedef enum { GW_FRONT_OPENAI = 0, GW_FRONT_DATABRICKS } gw_front_t;
+/** GW_FRONT_CHAT: /v1/chat/completions; a passthrough adapter's raw bytes go out framed as
+ * data-only SSE (or as the JSON body), the aggregate is the adapter's, and a gateway-side failure
+ * after commit is one `data: {"error":{...}}` event (what OpenAI's chat streams send). */
+typedef enum { GW_FRONT_OPENAI = 0, GW_FRONT_DATABRICKS, GW_FRONT_CHAT } gw_front_t;
 
 typedef enum {
     GW_FINISH_NONE = 0, /* still running */

@@ -53,6 +53,7 @@ struct gw_stream {
     gw_buf_t scratch;                               /** surrogate joining */
     uint64_t first_token_ns;
     size_t output_chars;
+    bool error_sent; /** chat front: the upstream's own error event already went out */
 };
 
 /* Accumulated text as a JSON string value: an empty buffer is "", never null. */

@@ -39,7 +39,7 @@ describe('health', () => {
 
 describe('routing errors', () => {
   test('unknown path → 404 not_found / RESOURCE_DOES_NOT_EXIST', T, async () => {
-    for (const [method, path] of [['GET', '/nope'], ['POST', '/v1/chat/completions'], ['POST', '/v1/responsesx'], ['POST', '/serving-endpoints/chat-agent/other']]) {
+    for (const [method, path] of [['GET', '/nope'], ['POST', '/v1/chat/completionsx'], ['GET', '/v1/modelsx'], ['POST', '/v1/responsesx'], ['POST', '/serving-endpoints/chat-agent/other']]) {
       const r = await http(method, `${base}${path}`, method === 'POST' ? { body: ok() } : {});
       checkErrorReply(r, { status: 404, type: 'invalid_request_error', code: 'not_found', error_code: 'RESOURCE_DOES_NOT_EXIST' });
     }
