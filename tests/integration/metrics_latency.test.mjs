@@ -151,16 +151,26 @@ test('queue waits: a request that waited for a replica slot is counted and its w
     }),
   });
   try {
-    // slow_delta holds the only slot ~0.6 s; the second request waits for it.
-    const first = stream(s.agate.base, 'chat-agent', 'slow_delta');
+    // slow holds the only slot ~2 s; the second request must be seen waiting for it (a state,
+    // not a timing guess: on a loaded machine a short first stream could end before the second
+    // request arrives).
+    const first = stream(s.agate.base, 'chat-agent', 'slow');
     await waitFor(async () => (await s.mock.stats()).requests >= 1, 5000, 'the first request upstream');
-    await Promise.all([first, stream(s.agate.base, 'chat-agent', 'slow_delta')]);
+    const second = stream(s.agate.base, 'chat-agent', 'slow_delta');
+    const active = async () => {
+      const m = /^agate_requests_active (\d+)/m.exec((await http('GET', `${s.agate.base}/metrics`)).text);
+      return m ? Number(m[1]) - 1 : -1; // minus this scrape
+    };
+    await waitFor(async () => (await active()) === 2 && (await s.mock.stats()).requests === 1, 5000,
+      'the second request in flight while the mock has seen only the first (waiting for the slot)',
+      { seen: async () => `${await active()} active, ${(await s.mock.stats()).requests} upstream` });
+    await Promise.all([first, second]);
     const fams = await scrape(s.agate.base);
     assert.equal(Number(series(fams, 'agate_queue_waits_total', { endpoint: 'chat-agent' }).value), 1);
     const q = series(fams, 'agate_queue_wait_seconds', { endpoint: 'chat-agent' });
     checkHistogram(q, 'queue wait');
     assert.equal(Number(q.count), 1);
-    assert.ok(Number(q.sum) >= 0.2 && Number(q.sum) < 3, `waited for the slot (${q.sum} s)`);
+    assert.ok(Number(q.sum) >= 0.2 && Number(q.sum) < 6, `waited for the slot (${q.sum} s)`);
     assert.equal(bucket(q, '0.1'), 0, 'longer than 0.1 s');
   } finally {
     await s.stop();
