@@ -22,6 +22,7 @@ let client;
 
 before(async () => {
   stack = await startStack({
+    endpointExtra: { aliases: ['gpt-5.5', 'codex-*'] },
     moreEndpoints: [
       { name: 'resp-ep', adapter: 'responses', upstreams: [{ url: 'http://127.0.0.1:9/v1' }] },
     ],
@@ -58,10 +59,10 @@ async function collect(stream) {
 }
 
 describe('GET /v1/models', () => {
-  test('models.list() lists every endpoint in the OpenAI list shape', T, async () => {
+  test('models.list() lists every endpoint and exact alias in the OpenAI list shape', T, async () => {
     const page = await client.models.list();
     const ids = page.data.map((m) => m.id);
-    assert.deepEqual(ids, ['chat-agent', 'resp-ep']);
+    assert.deepEqual(ids, ['chat-agent', 'gpt-5.5', 'resp-ep'], 'names, then exact aliases; globs are not listed');
     for (const m of page.data) {
       assert.equal(m.object, 'model');
       assert.equal(m.owned_by, 'agate');
@@ -75,6 +76,10 @@ describe('GET /v1/models', () => {
   test('models.retrieve() returns one model; an unknown id is 404 in the OpenAI error shape', T, async () => {
     const m = await client.models.retrieve('chat-agent');
     assert.deepEqual({ id: m.id, object: m.object, owned_by: m.owned_by }, { id: 'chat-agent', object: 'model', owned_by: 'agate' });
+    for (const alias of ['gpt-5.5', 'codex-mini']) { // exact and glob aliases resolve, the id is echoed
+      const a = await client.models.retrieve(alias);
+      assert.equal(a.id, alias);
+    }
     await assert.rejects(client.models.retrieve('no-such-model'), (e) => {
       assert.ok(e instanceof NotFoundError, `NotFoundError, got ${e?.constructor?.name}`);
       assert.equal(e.status, 404);
@@ -101,6 +106,15 @@ describe('GET /v1/models', () => {
 });
 
 describe('POST /v1/chat/completions', () => {
+  test('a model name from an alias is served by its endpoint', T, async () => {
+    const id = crid('chat-alias');
+    const r = await client.chat.completions.create({ model: 'gpt-5.5', messages: msgs('Say hi') }, tagged(id));
+    assert.equal(r.choices[0].message.content, 'Hi there!');
+    assert.equal((await stack.mock.lastRequest()).model, 'mock-model', 'the endpoint\'s upstream model');
+    const row = await rowFor(stack.tablesDir, id);
+    assert.equal(row.endpoint_name, 'chat-agent');
+  });
+
   test('non-streaming: the upstream answer passes through; model rewritten upstream; one row', T, async () => {
     const id = crid('chat-plain');
     const { data: r, response } = await client.chat.completions
