@@ -10,11 +10,6 @@
 #include "gateway/sse.h"
 
 
-static bool chat(const gw_stream_t *s)
-{
-    return s->o.front == GW_FRONT_CHAT;
-}
-
 /* ---- rendering helpers ---- */
 
 static void ev_begin(gw_stream_t *s, const char *type)
@@ -148,13 +143,13 @@ static void close_open_items(gw_stream_t *s, ad_item_status_t st)
 
 /* ---- emitter callbacks ---- */
 
-static int on_begin(void *ctx)
+int gw__stream_on_begin(void *ctx)
 {
     gw_stream_t *s = ctx;
     if (s->begun || s->status != GW_FINISH_NONE)
         return s->status == GW_FINISH_NONE ? 0 : -1;
     s->begun = true;
-    if (s->o.stream && chat(s)) {
+    if (s->o.stream && gw__chat(s)) {
         s->committed = true; /* the passthrough's first chunk follows at once */
     } else if (s->o.stream) {
         s->committed = true;
@@ -169,7 +164,7 @@ static int on_item_add(void *ctx, const ad_item_t *in)
     gw_stream_t *s = ctx;
     if (s->status != GW_FINISH_NONE)
         return -1;
-    on_begin(s);
+    gw__stream_on_begin(s);
     if (s->n_items == s->cap_items) {
         s->cap_items = s->cap_items ? s->cap_items * 2 : 4;
         s->items = gw_xrealloc(s->items, s->cap_items * sizeof(*s->items));
@@ -441,7 +436,7 @@ static int on_passthrough(void *ctx, const gw_json_t *ev)
                (int)(type.len > 64 ? 64 : type.len), type.base ? type.base : "");
         return 0;
     }
-    on_begin(s);
+    gw__stream_on_begin(s);
     gw_sse_begin(&s->out, false, type);
     gw_jgen_t *j = s->j;
     gw_jgen_target(j, &s->out);
@@ -482,7 +477,7 @@ static void on_heartbeat(void *ctx)
 /* Render the aggregate for the table, once the status is final. */
 static void build_aggregate(gw_stream_t *s)
 {
-    if (chat(s))
+    if (gw__chat(s))
         return; /* the passthrough adapter hands its own (on_aggregate) */
     gw_buf_reset(&s->aggregate);
     if (!s->begun)
@@ -497,11 +492,11 @@ static int on_finish(void *ctx, ad_finish_t how, const char *reason)
     gw_stream_t *s = ctx;
     if (s->status != GW_FINISH_NONE)
         return -1;
-    on_begin(s);
+    gw__stream_on_begin(s);
     close_open_items(s, how == AD_FINISH_COMPLETED ? AD_STATUS_COMPLETED : AD_STATUS_INCOMPLETE);
     s->status = how == AD_FINISH_COMPLETED ? GW_FINISH_COMPLETED : GW_FINISH_INCOMPLETE;
     s->incomplete_reason = reason ? reason : "max_output_tokens";
-    if (chat(s))
+    if (gw__chat(s))
         return 0; /* every byte already went out through on_raw */
     build_aggregate(s);
     if (s->o.stream) {
@@ -533,67 +528,6 @@ static void set_error(gw_stream_t *s, const gw_error_t *e)
     s->err.param = NULL; /* params are request-side only; never carried past the arena */
 }
 
-/* ---- chat front (passthrough) ---- */
-
-/* One SSE event from the upstream's data. A data value spanning several lines (JSON split at
- * whitespace) keeps one `data:` line per line, as SSE requires. */
-static void chat_frame(gw_buf_t *out, gw_str_t data)
-{
-    const char *p = data.base, *end = data.base + data.len;
-    gw_buf_append_cstr(out, "data: ");
-    for (const char *nl; (nl = memchr(p, '\n', (size_t)(end - p))); p = nl + 1) {
-        gw_buf_append(out, p, (size_t)(nl - p));
-        gw_buf_append_cstr(out, "\ndata: ");
-    }
-    gw_buf_append(out, p, (size_t)(end - p));
-    gw_buf_append_cstr(out, "\n\n");
-}
-
-/* A gateway-side failure after commit: the error object a ChatCompletions stream carries. */
-static void chat_error_event(gw_stream_t *s)
-{
-    gw_buf_append_cstr(&s->out, "data: {\"error\":{\"message\":");
-    gw_json_quote(&s->out, gw_str(s->err.message));
-    gw_buf_append_cstr(&s->out, ",\"type\":");
-    gw_json_quote(&s->out, gw_str(gw_err_type(s->err.kind)));
-    gw_buf_append_cstr(&s->out, ",\"param\":null,\"code\":");
-    gw_json_quote(&s->out, gw_str(gw_err_code(s->err.kind)));
-    gw_buf_append_cstr(&s->out, "}}\n\n");
-}
-
-static int on_raw(void *ctx, gw_str_t bytes, ad_raw_kind_t kind, size_t tokens)
-{
-    gw_stream_t *s = ctx;
-    if (s->status != GW_FINISH_NONE)
-        return -1;
-    if ((kind != AD_RAW_JSON) != s->o.stream) {
-        gw_stream_fail(s, &(gw_error_t){.kind = GW_ERR_UPSTREAM,
-                                        .message = s->o.stream ? "upstream answered one JSON object to a streaming request"
-                                                               : "upstream answered a stream to a request without stream"});
-        return -1;
-    }
-    on_begin(s);
-    if (tokens) {
-        if (!s->first_token_ns)
-            s->first_token_ns = uv_hrtime();
-        s->output_chars += tokens;
-    }
-    if (kind == AD_RAW_JSON)
-        gw_buf_append_str(&s->out, bytes);
-    else if (kind != AD_RAW_SSE_USAGE || s->o.req->include_usage)
-        chat_frame(&s->out, bytes);
-    if (kind == AD_RAW_SSE_ERROR)
-        s->error_sent = true;
-    return 0;
-}
-
-static void on_aggregate(void *ctx, gw_str_t json)
-{
-    gw_stream_t *s = ctx;
-    gw_buf_reset(&s->aggregate);
-    gw_buf_append_str(&s->aggregate, json);
-}
-
 static int on_fail(void *ctx, const gw_error_t *e)
 {
     gw_stream_fail(ctx, e);
@@ -610,9 +544,9 @@ void gw_stream_fail(gw_stream_t *s, const gw_error_t *e)
     build_aggregate(s);
     if (!s->committed)
         return; /* the owner answers with an HTTP error */
-    if (chat(s)) {
+    if (gw__chat(s)) {
         if (!s->error_sent)
-            chat_error_event(s);
+            gw__chat_error_event(s);
         return;
     }
     /* §5.3: response.failed, then one error event with flat, nested and databricks fields. */
@@ -667,7 +601,7 @@ gw_stream_t *gw_stream_new(const gw_stream_opts_t *o)
     s->j = gw_jgen_new(&s->out);
     s->emit = (ad_emit_t){
         .ctx = s,
-        .begin = on_begin,
+        .begin = gw__stream_on_begin,
         .item_add = on_item_add,
         .part_add = on_part_add,
         .delta = on_delta,
@@ -680,8 +614,8 @@ gw_stream_t *gw_stream_new(const gw_stream_opts_t *o)
         .passthrough = on_passthrough,
         .finish = on_finish,
         .fail = on_fail,
-        .raw = on_raw,
-        .aggregate = on_aggregate,
+        .raw = gw__stream_on_raw,
+        .aggregate = gw__stream_on_aggregate,
     };
     return s;
 }

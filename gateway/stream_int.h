@@ -67,6 +67,18 @@ static inline bool gw__dbx(const gw_stream_t *s)
     return s->o.front == GW_FRONT_DATABRICKS;
 }
 
+static inline bool gw__chat(const gw_stream_t *s)
+{
+    return s->o.front == GW_FRONT_CHAT;
+}
+
+/** Emitter slots shared by the two renderers (stream.c, stream_chat.c). */
+int gw__stream_on_begin(void *ctx);
+int gw__stream_on_raw(void *ctx, gw_str_t bytes, ad_raw_kind_t kind, size_t tokens);
+void gw__stream_on_aggregate(void *ctx, gw_str_t json);
+/** Chat front, after commit: the gateway's own failure as a ChatCompletions error event. */
+void gw__chat_error_event(gw_stream_t *s);
+
 /** One item as in `output` (`added`: the in-progress shape of output_item.added). */
 void gw__render_item(gw_jgen_t *j, const struct item *it, bool added);
 void gw__render_part(gw_jgen_t *j, const struct part *p);
