@@ -40,6 +40,10 @@ struct ad_state {
     int rs_oi;                 /** open reasoning item, -1 none */
     struct tool_call *calls;
     size_t n_calls, cap_calls;
+    int32_t *call_slots;    /** open-addressing map upstream index -> calls[] slot + 1 (0 = empty) */
+    size_t cap_slots;       /** power of two, > 2 x n_calls */
+    size_t early_bytes;     /** arguments held for calls not yet announced */
+    size_t max_early_bytes; /** limits.max_output_bytes */
 };
 
 static int stop(ad_state_t *s, int rc)
@@ -122,19 +126,50 @@ static int message_delta(ad_state_t *s, ad_part_kind_t kind, gw_str_t text)
     return stop(s, s->em->delta(s->em->ctx, s->msg_oi, text));
 }
 
+static size_t slot_of(int64_t index, size_t cap)
+{
+    uint64_t h = (uint64_t)index * 0x9E3779B97F4A7C15ull; /* Fibonacci hashing spreads dense indexes */
+    return (size_t)(h >> 32) & (cap - 1);
+}
+
+/* Rebuild the index map at twice the size: lookups stay O(1) however many calls there are
+ * (a linear scan per piece made thousands of parallel calls quadratic). */
+static void grow_slots(ad_state_t *s)
+{
+    size_t cap = s->cap_slots ? s->cap_slots * 2 : 16;
+    int32_t *slots = gw_xcalloc(cap, sizeof(*slots));
+    for (size_t i = 0; i < s->n_calls; i++) {
+        size_t k = slot_of(s->calls[i].index, cap);
+        while (slots[k])
+            k = (k + 1) & (cap - 1);
+        slots[k] = (int32_t)i + 1;
+    }
+    free(s->call_slots);
+    s->call_slots = slots;
+    s->cap_slots = cap;
+}
+
 static struct tool_call *call_for(ad_state_t *s, int64_t index)
 {
-    for (size_t i = 0; i < s->n_calls; i++)
-        if (s->calls[i].index == index)
-            return &s->calls[i];
+    if (s->cap_slots) {
+        for (size_t k = slot_of(index, s->cap_slots); s->call_slots[k]; k = (k + 1) & (s->cap_slots - 1))
+            if (s->calls[s->call_slots[k] - 1].index == index)
+                return &s->calls[s->call_slots[k] - 1];
+    }
+    if ((s->n_calls + 1) * 2 > s->cap_slots)
+        grow_slots(s);
     if (s->n_calls == s->cap_calls) {
         s->cap_calls = s->cap_calls ? s->cap_calls * 2 : 4;
         s->calls = gw_xrealloc(s->calls, s->cap_calls * sizeof(*s->calls));
     }
-    struct tool_call *c = &s->calls[s->n_calls++];
+    struct tool_call *c = &s->calls[s->n_calls];
     memset(c, 0, sizeof(*c));
     c->index = index;
     c->oi = -1;
+    size_t k = slot_of(index, s->cap_slots);
+    while (s->call_slots[k])
+        k = (k + 1) & (s->cap_slots - 1);
+    s->call_slots[k] = (int32_t)++s->n_calls;
     return c;
 }
 
@@ -165,6 +200,11 @@ static int call_args(ad_state_t *s, struct tool_call *c, gw_str_t frag)
     if (!frag.len)
         return 0;
     if (c->oi < 0) {
+        /* Held until the call's id and name arrive: bounded like all generated output. */
+        s->early_bytes += frag.len;
+        if (s->max_early_bytes && s->early_bytes > s->max_early_bytes)
+            return fail_with(s, GW_ERR_UPSTREAM, "upstream tool call arguments without a function name exceed "
+                                                 "limits.max_output_bytes");
         gw_buf_append_str(&c->early, frag);
         return 0;
     }
@@ -209,6 +249,12 @@ static int tool_piece(ad_state_t *s, const gw_json_t *piece, int64_t pos)
     return rc;
 }
 
+static int by_output_index(const void *a, const void *b)
+{
+    int x = (*(struct tool_call *const *)a)->oi, y = (*(struct tool_call *const *)b)->oi;
+    return (x > y) - (x < y);
+}
+
 static int close_calls(ad_state_t *s, ad_item_status_t st)
 {
     /* Calls still lacking an id but named are announced now with a minted call_id. */
@@ -217,27 +263,36 @@ static int close_calls(ad_state_t *s, ad_item_status_t st)
         if (c->closed || c->oi >= 0)
             continue;
         if (!c->name.len) {
-            gw_log(GW_LOG_WARN, NULL, "event=tool_call_dropped reason=no_name index=%lld", (long long)c->index);
+            /* A call nobody can run: with arguments or an id it was meant to be one, and dropping it
+             * would end a turn "completed" without the call the model made. */
+            if (c->early.len || c->id.len)
+                return fail_with(s, GW_ERR_UPSTREAM, "upstream tool call has no function name");
+            gw_log(GW_LOG_WARN, NULL, "event=tool_call_dropped reason=empty index=%lld", (long long)c->index);
             c->closed = true;
             continue;
         }
         if (announce(s, c) < 0)
             return -1;
     }
-    /* Close in output_index order: calls were announced in that order, but sort to be sure. */
-    for (;;) {
-        struct tool_call *next = NULL;
-        for (size_t i = 0; i < s->n_calls; i++)
-            if (!s->calls[i].closed && s->calls[i].oi >= 0 && (!next || s->calls[i].oi < next->oi))
-                next = &s->calls[i];
-        if (!next)
-            return 0;
+    /* Close in output_index order (announced calls were given increasing output indexes, but
+     * the late ones announced above may sit anywhere in calls[]): sort once, O(n log n). */
+    struct tool_call **order = gw_xmalloc((s->n_calls ? s->n_calls : 1) * sizeof(*order));
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_calls; i++)
+        if (!s->calls[i].closed && s->calls[i].oi >= 0)
+            order[n++] = &s->calls[i];
+    qsort(order, n, sizeof(*order), by_output_index);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct tool_call *next = order[i];
         next->closed = true;
         if (!next->had_args && stop(s, s->em->delta(s->em->ctx, next->oi, GW_STR_LIT("{}"))) < 0)
-            return -1;
-        if (stop(s, s->em->item_done(s->em->ctx, next->oi, st)) < 0)
-            return -1;
+            rc = -1;
+        else if (stop(s, s->em->item_done(s->em->ctx, next->oi, st)) < 0)
+            rc = -1;
     }
+    free(order);
+    return rc;
 }
 
 static int close_all(ad_state_t *s, ad_item_status_t st)
@@ -448,6 +503,7 @@ static ad_state_t *cc_start(gw_arena_t *a, gw_arena_t *scratch, const gw_endpoin
     s->em = emit;
     s->scratch = scratch;
     s->msg_oi = s->rs_oi = -1;
+    s->max_early_bytes = lim->max_output_bytes;
     ad_body_init(&s->body, content_type, lim->max_event_bytes, on_sse_event, on_sse_comment, s);
     return s;
 }
@@ -493,6 +549,7 @@ static void cc_dispose(ad_state_t *s)
         gw_buf_dispose(&s->calls[i].early);
     }
     free(s->calls);
+    free(s->call_slots);
     ad_body_dispose(&s->body);
 }
 

@@ -100,6 +100,8 @@ struct ad_state {
     bool begun, terminal, stopped, model_seen;
     struct up_item *items;
     size_t n_items, cap_items;
+    int32_t *id_slots;  /** open-addressing map item id -> items[] index + 1 (0 = empty) */
+    size_t cap_slots;   /** power of two, > 2 x n_items */
     int open_exclusive; /** index into items of an open message/reasoning item, -1 none */
 };
 
@@ -152,13 +154,48 @@ static int begin(ad_state_t *s)
     return stopped(s, s->em->begin(s->em->ctx));
 }
 
+static size_t id_slot(gw_str_t id, size_t cap)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < id.len; i++)
+        h = (h ^ (unsigned char)id.base[i]) * 16777619u;
+    return h & (cap - 1);
+}
+
+/* Item lookup by id stays O(1): every event names its item, and a linear scan made a response
+ * with tens of thousands of items quadratic. */
+static void index_item(ad_state_t *s, size_t i)
+{
+    if ((s->n_items + 1) * 2 > s->cap_slots) {
+        size_t cap = s->cap_slots ? s->cap_slots * 2 : 16;
+        int32_t *slots = gw_xcalloc(cap, sizeof(*slots));
+        for (size_t k = 0; k < s->n_items; k++) {
+            if (k == i)
+                continue;
+            size_t j = id_slot(gw_str(s->items[k].id), cap);
+            while (slots[j])
+                j = (j + 1) & (cap - 1);
+            slots[j] = (int32_t)k + 1;
+        }
+        free(s->id_slots);
+        s->id_slots = slots;
+        s->cap_slots = cap;
+    }
+    size_t j = id_slot(gw_str(s->items[i].id), s->cap_slots);
+    while (s->id_slots[j])
+        j = (j + 1) & (s->cap_slots - 1);
+    s->id_slots[j] = (int32_t)i + 1;
+}
+
 static struct up_item *find_item(ad_state_t *s, gw_str_t id)
 {
-    if (!id.len)
+    if (!id.len || !s->cap_slots)
         return NULL;
-    for (size_t i = 0; i < s->n_items; i++)
-        if (strlen(s->items[i].id) == id.len && memcmp(s->items[i].id, id.base, id.len) == 0)
-            return &s->items[i];
+    for (size_t j = id_slot(id, s->cap_slots); s->id_slots[j]; j = (j + 1) & (s->cap_slots - 1)) {
+        struct up_item *it = &s->items[s->id_slots[j] - 1];
+        if (strlen(it->id) == id.len && memcmp(it->id, id.base, id.len) == 0)
+            return it;
+    }
     return NULL;
 }
 
@@ -209,6 +246,7 @@ static struct up_item *add_item(ad_state_t *s, gw_str_t id, gw_str_t type, const
         id = gw_str(mint);
     }
     it->id = gw_xstrndup(id.base, id.len);
+    index_item(s, s->n_items - 1);
     it->kind = kind;
     it->oi = -1;
     if (!known)
@@ -669,6 +707,7 @@ static void rs_dispose(ad_state_t *s)
     for (size_t i = 0; i < s->n_items; i++)
         free(s->items[i].id);
     free(s->items);
+    free(s->id_slots);
     ad_body_dispose(&s->body);
 }
 

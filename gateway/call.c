@@ -442,6 +442,7 @@ static void phase_dispatch(gw_call_t *c)
         .request_id = c->request_id,
         .model = c->res.req.model.base ? c->res.req.model : gw_str(ep->name),
         .created_at = gw_req_start_unix_us(c->r) / 1000000,
+        .max_output_bytes = c->cfg->limits.max_output_bytes,
     };
     c->stream = gw_stream_new(&so);
     gw_dispatch_opts_t dopts = {

@@ -650,12 +650,13 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
     c->limits.sse_keepalive_ms = 15000;
     c->limits.write_timeout_ms = 60000;
     c->limits.max_event_bytes = 1u << 20;
+    c->limits.max_output_bytes = 64u << 20;
     c->limits.drain_timeout_ms = 30000;
     const gw_json_t *l = get_typed(&v, root, "", "limits", GW_JSON_OBJECT, false);
     if (l) {
         static const char *const lkeys[] = {"max_body_bytes",   "max_header_bytes",     "max_connections",
                                             "header_timeout_ms", "keepalive_timeout_ms", "sse_keepalive_ms", "write_timeout_ms",
-                                            "max_event_bytes",  "drain_timeout_ms", NULL};
+                                            "max_event_bytes",  "max_output_bytes", "drain_timeout_ms", NULL};
         check_keys(&v, l, "limits", lkeys);
         c->limits.max_body_bytes = get_size(&v, l, "limits", "max_body_bytes", 4 << 20, 1, 1 << 30);
         c->limits.max_header_bytes = get_size(&v, l, "limits", "max_header_bytes", 16384, 256, 1 << 20);
@@ -665,6 +666,7 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
         c->limits.sse_keepalive_ms = get_int(&v, l, "limits", "sse_keepalive_ms", 15000, 1, 3600000);
         c->limits.write_timeout_ms = get_int(&v, l, "limits", "write_timeout_ms", 60000, 1, 3600000);
         c->limits.max_event_bytes = get_size(&v, l, "limits", "max_event_bytes", 1 << 20, 1024, 1 << 30);
+        c->limits.max_output_bytes = get_size(&v, l, "limits", "max_output_bytes", 64 << 20, 1024, 1 << 30);
         c->limits.drain_timeout_ms = get_int(&v, l, "limits", "drain_timeout_ms", 30000, 1, 3600000);
     }
     if (v.failed)

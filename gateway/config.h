@@ -106,6 +106,7 @@ typedef struct {
     int sse_keepalive_ms;     /** comment to the client after this idle time, default 15000 */
     int write_timeout_ms;     /** queued output with no write progress this long: close, default 60000 */
     size_t max_event_bytes;   /** one upstream SSE event, default 1 MiB */
+    size_t max_output_bytes;  /** generated output one response may hold (text, arguments), default 64 MiB */
     int drain_timeout_ms;     /** SIGTERM: wait this long for requests in flight, default 30000 */
 } gw_limits_cfg_t;
 

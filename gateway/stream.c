@@ -1,6 +1,7 @@
 #include "gateway/stream_int.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -335,6 +336,19 @@ static void custom_input(gw_stream_t *s, struct item *it, int oi, gw_str_t piece
         render_delta(s, it, oi, "response.custom_tool_call_input.delta", NULL, piece);
 }
 
+/* Everything a response generated is held until it ends (done events, the terminal response,
+ * the table aggregate): past limits.max_output_bytes the stream fails instead of growing. */
+bool gw__stream_over_cap(gw_stream_t *s, size_t n)
+{
+    s->output_bytes += n;
+    if (!s->o.max_output_bytes || s->output_bytes <= s->o.max_output_bytes)
+        return false;
+    char msg[128];
+    snprintf(msg, sizeof(msg), "upstream output exceeds limits.max_output_bytes (%zu bytes)", s->o.max_output_bytes);
+    gw_stream_fail(s, &(gw_error_t){.kind = GW_ERR_UPSTREAM, .message = msg});
+    return true;
+}
+
 static int on_delta(void *ctx, int oi, gw_str_t text)
 {
     gw_stream_t *s = ctx;
@@ -345,6 +359,8 @@ static int on_delta(void *ctx, int oi, gw_str_t text)
     if (!s->first_token_ns)
         s->first_token_ns = uv_hrtime();
     s->output_chars += text.len;
+    if (gw__stream_over_cap(s, text.len))
+        return -1;
     const char *type;
     const char *index_key = "content_index";
     if (it->kind == AD_ITEM_FUNCTION_CALL) {

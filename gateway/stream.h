@@ -36,6 +36,7 @@ typedef struct {
     const char *request_id;  /** databricks_request_id (UUID) */
     gw_str_t model;          /** echoed model */
     int64_t created_at;      /** unix seconds */
+    size_t max_output_bytes; /** generated text + arguments past this fail the stream; 0 = no cap */
 } gw_stream_opts_t;
 
 typedef struct gw_stream gw_stream_t;

@@ -52,6 +52,8 @@ int gw__stream_on_raw(void *ctx, gw_str_t bytes, ad_raw_kind_t kind, size_t toke
         if (!s->first_token_ns)
             s->first_token_ns = uv_hrtime();
         s->output_chars += tokens;
+        if (gw__stream_over_cap(s, tokens))
+            return -1; /* the passthrough aggregates what it forwards: same bound */
     }
     if (kind == AD_RAW_JSON)
         gw_buf_append_str(&s->out, bytes);

@@ -2,8 +2,11 @@
  * (tests/data/cc_*) go through ad_chat_completions.start/feed/finish into gw_stream, whose
  * rendered Responses SSE is parsed back with gw_sse + gw_json and checked against PROTOCOL.md
  * §4.2/§4.3/§5.3/§7.2–§7.4/§8/§9, event by event (tests/unit/support/events.h). */
+#define _GNU_SOURCE /* memmem */
 #include <criterion/criterion.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "adapters/adapter.h"
@@ -305,11 +308,12 @@ Test(chat_completions, ollama_whole_call_in_one_piece, .timeout = 20)
     test_checked_free(&c);
 }
 
-Test(chat_completions, arguments_before_id_named_call_without_id_nameless_call, .timeout = 20)
+/* Index 2 has an id and arguments but never a name: nobody can run it, and ending the turn
+ * "completed" without it would lose the model's call silently (issue 15), so the stream fails. */
+Test(chat_completions, arguments_before_id_named_call_without_id_then_nameless_call_fails, .timeout = 20)
 {
     test_checked_t c;
     test_checked_run(&c, "cc_tool_late_id.sse", &OPENAI_SSE, 0);
-    cr_assert_eq(c.m->n, 2, "the nameless call is dropped");
     /* Arguments buffered before the announcement are flushed as one delta, later ones 1:1. */
     test_check_call(&c.m->it[0], NULL, "call_late", "late_fn", "{\"a\":1}");
     cr_assert_eq(c.m->it[0].n_deltas, 2);
@@ -320,8 +324,10 @@ Test(chat_completions, arguments_before_id_named_call_without_id_nameless_call, 
     cr_assert_eq(strlen(c.m->it[1].call_id), 5 + 24);
     for (size_t i = 5; i < 29; i++)
         cr_assert(test_is_hex(c.m->it[1].call_id[i]));
+    cr_assert_eq(c.m->n, 2, "the nameless call is never announced");
     cr_assert_not(test_buf_has(&c.r.out, "call_nameless"));
-    cr_assert_str_eq(c.m->terminal_type, "response.completed");
+    cr_assert_str_eq(c.m->terminal_type, "response.failed");
+    cr_assert(test_buf_has(&c.r.out, "upstream tool call has no function name"));
     test_checked_free(&c);
 }
 
@@ -773,4 +779,104 @@ Test(chat_completions, nonstream_databricks_adds_databricks_output, .timeout = 2
     }
     test_run_free(&r);
     test_checked_free(&c);
+}
+
+/* Bounds (issue 15): a hostile upstream cannot make a response cost more than linear time or
+ * more than limits.max_output_bytes of memory. */
+
+static void append_chunk(gw_buf_t *b, const char *delta)
+{
+    gw_buf_appendf(b, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\","
+                      "\"choices\":[{\"index\":0,\"delta\":%s,\"finish_reason\":null}]}\n\n", delta);
+}
+
+Test(chat_completions, five_thousand_parallel_calls_interleaved_close_in_order, .timeout = 60)
+{
+    enum { N = 5000 };
+    gw_buf_t b;
+    gw_buf_init(&b);
+    append_chunk(&b, "{\"role\":\"assistant\",\"content\":null}");
+    char d[256];
+    for (int i = N - 1; i >= 0; i--) { /* announced in descending index order: any order must hold */
+        snprintf(d, sizeof(d), "{\"tool_calls\":[{\"index\":%d,\"id\":\"call_%d\",\"type\":\"function\","
+                               "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"i\\\":\"}}]}", i * 7 - 3000, i);
+        append_chunk(&b, d);
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(d, sizeof(d), "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":\"%d}\"}}]}", i * 7 - 3000, i);
+        append_chunk(&b, d);
+    }
+    gw_buf_append_cstr(&b, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\","
+                           "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n");
+    test_run_t r;
+    test_run_begin(&r, &OPENAI_SSE);
+    test_run_feed(&r, b.base, b.len);
+    test_run_end(&r);
+    /* Every call closed once, in output_index order, with its own arguments. */
+    size_t done = 0;
+    int last = -1;
+    char want[64];
+    for (const char *p = r.out.base, *end = r.out.base + r.out.len;
+         (p = memmem(p, (size_t)(end - p), "\"type\":\"response.output_item.done\"", 34)); p += 34) {
+        const char *oi = memmem(p, (size_t)(end - p), "\"output_index\":", 15);
+        cr_assert_not_null(oi);
+        int v = atoi(oi + 15);
+        cr_assert_gt(v, last, "done events in output_index order");
+        last = v;
+        done++;
+    }
+    cr_assert_eq(done, N, "one done event per call");
+    snprintf(want, sizeof(want), "\"arguments\":\"{\\\"i\\\":%d}\"", N - 1);
+    cr_assert(test_buf_has(&r.out, want), "the last call's arguments are whole");
+    cr_assert(test_buf_has(&r.out, "response.completed"));
+    test_run_free(&r);
+    gw_buf_dispose(&b);
+}
+
+Test(chat_completions, nameless_call_arguments_are_bounded_by_max_output_bytes, .timeout = 30)
+{
+    test_run_opts_t o = OPENAI_SSE;
+    o.max_output = 64 * 1024;
+    gw_buf_t b;
+    gw_buf_init(&b);
+    append_chunk(&b, "{\"role\":\"assistant\",\"content\":null}");
+    char frag[1100];
+    memset(frag, 'a', 1000);
+    frag[1000] = '\0';
+    char d[1200];
+    for (int i = 0; i < 200; i++) { /* 200 KB of arguments for a call whose name never comes */
+        snprintf(d, sizeof(d), "{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"%s\"}}]}", frag);
+        append_chunk(&b, d);
+    }
+    test_run_t r;
+    test_run_begin(&r, &o);
+    test_run_feed(&r, b.base, b.len);
+    test_run_end(&r);
+    cr_assert(r.stopped, "the adapter stopped reading");
+    cr_assert(test_buf_has(&r.out, "without a function name exceed limits.max_output_bytes"));
+    cr_assert(test_buf_has(&r.out, "response.failed"));
+    cr_assert_eq(gw_stream_status(r.s), GW_FINISH_FAILED);
+    test_run_free(&r);
+    gw_buf_dispose(&b);
+}
+
+Test(chat_completions, text_past_max_output_bytes_fails_the_stream, .timeout = 30)
+{
+    test_run_opts_t o = OPENAI_SSE;
+    o.max_output = 16 * 1024;
+    gw_buf_t b;
+    gw_buf_init(&b);
+    append_chunk(&b, "{\"role\":\"assistant\",\"content\":\"\"}");
+    for (int i = 0; i < 100; i++)
+        append_chunk(&b, "{\"content\":\"0123456789012345678901234567890123456789012345678901234567890123456789"
+                         "01234567890123456789012345678901234567890123456789012345678901234567890123456789"
+                         "0123456789012345678901234567890123456789012345678901234567890123456789\"}");
+    test_run_t r;
+    test_run_begin(&r, &o);
+    test_run_feed(&r, b.base, b.len);
+    test_run_end(&r);
+    cr_assert_eq(gw_stream_status(r.s), GW_FINISH_FAILED);
+    cr_assert(test_buf_has(&r.out, "upstream output exceeds limits.max_output_bytes (16384 bytes)"));
+    test_run_free(&r);
+    gw_buf_dispose(&b);
 }

@@ -196,6 +196,7 @@ void test_run_begin(test_run_t *r, const test_run_opts_t *o)
         .keepalive_timeout_ms = 60000,
         .sse_keepalive_ms = 15000,
         .max_event_bytes = o->max_event,
+        .max_output_bytes = o->max_output,
     };
     gw_stream_opts_t so = {
         .front = o->front,
@@ -205,6 +206,7 @@ void test_run_begin(test_run_t *r, const test_run_opts_t *o)
         .request_id = TEST_REQ_ID,
         .model = r->req.model.base ? r->req.model : GW_STR_LIT(TEST_CLIENT_MODEL),
         .created_at = TEST_CREATED,
+        .max_output_bytes = o->max_output,
     };
     r->s = gw_stream_new(&so);
     cr_assert_not_null(r->s);

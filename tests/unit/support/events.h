@@ -63,6 +63,7 @@ typedef struct {
     bool stream;              /** the client asked for stream:true */
     const char *content_type; /** the upstream's Content-Type */
     size_t max_event;         /** limits.max_event_bytes */
+    size_t max_output;        /** limits.max_output_bytes (0 = no cap) */
     gw_flavor_t flavor;       /** responses adapter only */
     const char *req_body;     /** client request; NULL: the default one above */
     /** The adapter mints every item itself (ChatCompletions): the checker also requires
