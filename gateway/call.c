@@ -381,7 +381,10 @@ static bool phase_route(gw_call_t *c)
         /* The path may still be known (body too large): answer in that route's shape. */
         if (is_dbx(c))
             c->routed = gw_config_endpoint(c->cfg, c->route.endpoint.base, c->route.endpoint.len);
-        reject(c, &(gw_error_t){.kind = herr, .message = msgs[herr] ? msgs[herr] : "bad request"});
+        const char *msg = gw_req_cut_short(r) ? "client closed the connection before the request was complete"
+                          : msgs[herr]        ? msgs[herr]
+                                              : "bad request";
+        reject(c, &(gw_error_t){.kind = herr, .message = msg});
         return false;
     }
     if (c->route.kind == GW_ROUTE_NONE) {

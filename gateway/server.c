@@ -383,6 +383,16 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     if (nread < 0) {
+        if (c->req && (c->state == C_READ_HEAD || c->state == C_READ_BODY)) {
+            /* EOF or reset in the middle of a request: it reached agate, so the handler still
+             * gets it (and writes its row); a half-closed client even reads the 400. */
+            c->req->err = GW_ERR_BAD_HTTP;
+            c->req->cut_short = true;
+            uv_read_stop(st);
+            c->reading = false;
+            dispatch(c);
+            return;
+        }
         gw__conn_close(c);
         return;
     }

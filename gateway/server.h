@@ -96,6 +96,9 @@ void gw_req_stream_end(gw_req_t *r);
 size_t gw_req_write_queue(const gw_req_t *r);
 /** True once the client is gone. */
 bool gw_req_client_gone(const gw_req_t *r);
+/** The client closed or half-closed before the request was complete (gw_req_error() is then
+ * GW_ERR_BAD_HTTP): the request is still handed over, so it gets its table row. */
+bool gw_req_cut_short(const gw_req_t *r);
 /** The handler is done with r (after its response ended, or after GW_REQ_EV_CLOSED). */
 void gw_req_release(gw_req_t *r);
 

@@ -40,6 +40,7 @@ struct gw_req {
     uint64_t bytes_out; /** response bytes handed to the socket (head, chunk framing, body) */
     char peer[64];      /** the connection's peer, kept after the connection detaches */
     bool http10, chunked, started, ended, released;
+    bool cut_short; /** the client ended the connection before the request was complete */
     bool above_high; /** write queue passed the high watermark since the last DRAINED */
     gw_req_event_cb ev_cb;
     void *ev_ud;

@@ -340,6 +340,11 @@ size_t gw_req_write_queue(const gw_req_t *r)
     return r->conn ? r->conn->queued : 0;
 }
 
+bool gw_req_cut_short(const gw_req_t *r)
+{
+    return r->cut_short;
+}
+
 bool gw_req_client_gone(const gw_req_t *r)
 {
     return !r->conn || r->conn->state == C_CLOSING;

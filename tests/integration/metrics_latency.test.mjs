@@ -68,6 +68,19 @@ function checkHistogram(h, what) {
 
 const bucket = (h, le) => Number(h.buckets[le]);
 
+/* A call is counted when it finishes, which can be a moment after its client got the last byte
+ * (the upstream transfer drains its chunked terminator first): scrape until it is in. */
+async function scrapeAfter(base, n) {
+  let fams;
+  await waitFor(async () => {
+    fams = await scrape(base);
+    const f = fams.get('agate_requests_total');
+    const total = (f?.metrics ?? []).reduce((a, m) => a + Number(m.value), 0);
+    return total >= n;
+  }, 5000, `${n} finished requests counted in /metrics`);
+  return fams;
+}
+
 async function stream(base, model, scenario) {
   const r = await http('POST', `${base}/v1/responses`, {
     body: { model, input: `go mock:${scenario}`, stream: true },
@@ -95,7 +108,7 @@ test('latency histograms and token counters follow slow_first_token and slow_del
     assert.equal(Number(series(fams, 'agate_replica_ejections_total', { endpoint: 'chat-agent', replica: s.mock.url }).value), 0);
 
     await stream(s.agate.base, 'chat-agent', 'slow_first_token');
-    fams = await scrape(s.agate.base);
+    fams = await scrapeAfter(s.agate.base, 1);
     const ttft = series(fams, 'agate_time_to_first_token_seconds', { endpoint: 'chat-agent' });
     checkHistogram(ttft, 'ttft');
     assert.equal(Number(ttft.count), 1);
@@ -108,7 +121,7 @@ test('latency histograms and token counters follow slow_first_token and slow_del
     assert.equal(bucket(tpot1, '0.05'), 1, 'tokens with no gap after the first: fast per token');
 
     await stream(s.agate.base, 'chat-agent', 'slow_delta');
-    fams = await scrape(s.agate.base);
+    fams = await scrapeAfter(s.agate.base, 2);
     const ttft2 = series(fams, 'agate_time_to_first_token_seconds', { endpoint: 'chat-agent' });
     assert.equal(Number(ttft2.count), 2);
     assert.equal(bucket(ttft2, '0.5'), 1, 'slow_delta: its first token is prompt');
@@ -132,7 +145,7 @@ test('latency histograms and token counters follow slow_first_token and slow_del
     // Errors by error_code: one upstream 500 (502 INTERNAL_ERROR), one invalid request.
     assert.equal((await http('POST', `${s.agate.base}/v1/responses`, { body: { model: 'chat-agent', input: 'x mock:http500' } })).status, 502);
     assert.equal((await http('POST', `${s.agate.base}/v1/responses`, { body: { model: 'chat-agent', input: [] } })).status, 400);
-    fams = await scrape(s.agate.base);
+    fams = await scrapeAfter(s.agate.base, 4);
     assert.equal(Number(series(fams, 'agate_errors_total', { error_code: 'INTERNAL_ERROR' }).value), 1);
     assert.equal(Number(series(fams, 'agate_errors_total', { error_code: 'INVALID_PARAMETER_VALUE' }).value), 1, 'input: [] is an invalid value');
     // The existing families are still there, with their values.
@@ -165,7 +178,7 @@ test('queue waits: a request that waited for a replica slot is counted and its w
       'the second request in flight while the mock has seen only the first (waiting for the slot)',
       { seen: async () => `${await active()} active, ${(await s.mock.stats()).requests} upstream` });
     await Promise.all([first, second]);
-    const fams = await scrape(s.agate.base);
+    const fams = await scrapeAfter(s.agate.base, 2);
     assert.equal(Number(series(fams, 'agate_queue_waits_total', { endpoint: 'chat-agent' }).value), 1);
     const q = series(fams, 'agate_queue_wait_seconds', { endpoint: 'chat-agent' });
     checkHistogram(q, 'queue wait');
