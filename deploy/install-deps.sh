@@ -2,7 +2,8 @@
 # Install what agate needs on Debian 12, idempotent and quiet when everything is present.
 #   deploy/install-deps.sh          build + run dependencies, and curl (the README's examples)
 #   deploy/install-deps.sh --test   also the test dependencies (node >= 20 + the pinned openai SDK,
-#                                   and PostgreSQL: the tables tests start a throwaway cluster)
+#                                   PostgreSQL: the tables tests start a throwaway cluster, and
+#                                   clang with libFuzzer's runtime for tests/fuzz)
 #   deploy/install-deps.sh --bench  also the benchmark tools (nginx, wrk, valgrind, curl)
 #
 # Node: the tests need node >= 20; Debian 12 ships 18. A node >= 20 already on PATH is used as it
@@ -19,7 +20,7 @@ pkgs=(cmake make gcc pkg-config libuv1-dev libyajl-dev libcurl4-openssl-dev libp
 want_test=0
 for arg in "$@"; do
   case "$arg" in
-    --test) want_test=1; pkgs+=(libcriterion-dev postgresql libpq-dev) ;;
+    --test) want_test=1; pkgs+=(libcriterion-dev postgresql libpq-dev clang libclang-rt-dev) ;;
     --bench) pkgs+=(nginx-light wrk valgrind postgresql curl) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
   esac
