@@ -8,13 +8,13 @@ build=$1
 secs=$2
 shift 2
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(http sse request config chat_completions responses redact)
+[ ${#targets[@]} -gt 0 ] || targets=(http server sse request config chat_completions responses redact)
 out=${TMPDIR:-/tmp}/agate-fuzz
 status=0
 for t in "${targets[@]}"; do
   bin="$build/fuzz_$t"
   dict="$here/json.dict"
-  [ "$t" = http ] && dict="$here/http.dict"
+  case "$t" in http | server) dict="$here/http.dict" ;; esac
   mkdir -p "$out/$t/new"
   start=$(date +%s)
   if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
