@@ -76,7 +76,8 @@ struct pg {
     uint64_t spool_lost_seen; /** tb_spool_lost_rows at the last update_state */
 };
 
-static inline uint64_t now_ms(pg_t *s)
+/** The loop's cached clock, ms. */
+static inline uint64_t tb__pg_now_ms(pg_t *s)
 {
     return uv_now(s->loop);
 }
