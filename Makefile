@@ -1,9 +1,14 @@
 # Thin wrapper; CMake does the building. `make run` and `make test` install what they need.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+# Seconds per fuzz target: `make fuzz` (long run), and the smoke run inside `make test` (8 targets,
+# so FUZZ_SMOKE_SECONDS=30 costs about 4 minutes).
+FUZZ_SECONDS       ?= 300
+FUZZ_SMOKE_SECONDS ?= 30
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps build build-asan run test test-plain test-asan bench bench-smoke clean
+.PHONY: all deps build build-asan build-fuzz run test test-plain test-asan fuzz fuzz-smoke bench bench-smoke clean
 
 all: build
 
@@ -18,6 +23,12 @@ build-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DGW_SANITIZE=ON -DGW_WERROR=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
+# libFuzzer targets (tests/fuzz/README.md), clang only, in their own build dir.
+build-fuzz:
+	@deploy/install-deps.sh --test
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGW_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
+
 run: build
 	@deploy/run-demo.sh
 
@@ -26,7 +37,7 @@ run: build
 # measured nothing fails; smoke output goes to $${TMPDIR:-/tmp}/agate-bench-smoke, not the tree).
 test:
 	@deploy/install-deps.sh --test
-	@$(MAKE) --no-print-directory test-plain test-asan bench-smoke
+	@$(MAKE) --no-print-directory test-plain test-asan fuzz-smoke bench-smoke
 
 test-plain: build
 	@cd $(BUILD) && ctest --output-on-failure -j2
@@ -36,6 +47,12 @@ test-asan: build-asan
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  AGATE_TEST_SANITIZED=1 ctest --output-on-failure -j2
+
+fuzz: build-fuzz
+	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-smoke: build-fuzz
+	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS)
 
 bench: build
 	@deploy/install-deps.sh --bench
@@ -50,4 +67,4 @@ bench-smoke: build
 	@BENCH_SMOKE=1 bench/tables_cost.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

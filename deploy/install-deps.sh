@@ -2,7 +2,8 @@
 # Install what agate needs on Debian 12, idempotent and quiet when everything is present.
 #   deploy/install-deps.sh          build + run dependencies, and curl (the README's examples)
 #   deploy/install-deps.sh --test   also the test dependencies (node >= 20 + the pinned openai SDK,
-#                                   and PostgreSQL: the tables tests start a throwaway cluster)
+#                                   PostgreSQL: the tables tests start a throwaway cluster, and
+#                                   clang with libFuzzer's runtime for tests/fuzz)
 #   deploy/install-deps.sh --bench  also the benchmark tools (nginx, wrk, valgrind, curl)
 #   deploy/install-deps.sh --runtime  only what the built binary needs to run (the container
 #                                   image's last stage, deploy/Dockerfile): shared libraries + curl
@@ -26,7 +27,7 @@ want_runtime=0
 for arg in "$@"; do
   case "$arg" in
     --runtime) want_runtime=1; pkgs=(libuv1 libyajl2 libcurl4 libpq5 ca-certificates curl) ;;
-    --test) want_test=1; pkgs+=(libcriterion-dev postgresql libpq-dev systemd) ;;
+    --test) want_test=1; pkgs+=(libcriterion-dev postgresql libpq-dev systemd clang libclang-rt-dev) ;;
     --bench) pkgs+=(nginx-light wrk valgrind postgresql curl) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
   esac

@@ -33,17 +33,17 @@ ssize_t gw_hscan_head(gw_hscan_head_t *h, const char *data, size_t len);
 
 typedef enum {
     GW_HSCAN_CK_OFF = 0,
-    GW_HSCAN_CK_SIZE,     /* chunk-size digits */
-    GW_HSCAN_CK_EXT,      /* after the digits: BWS, chunk extensions, up to CR */
-    GW_HSCAN_CK_SIZE_LF,  /* CR seen at the end of the size line */
-    GW_HSCAN_CK_DATA,     /* chunk data, left bytes to go */
-    GW_HSCAN_CK_DATA_CR,  /* the CRLF after chunk data */
+    GW_HSCAN_CK_SIZE,    /* chunk-size digits */
+    GW_HSCAN_CK_EXT,     /* after the digits: BWS, chunk extensions, up to CR */
+    GW_HSCAN_CK_SIZE_LF, /* CR seen at the end of the size line */
+    GW_HSCAN_CK_DATA,    /* chunk data, left bytes to go */
+    GW_HSCAN_CK_DATA_CR, /* the CRLF after chunk data */
     GW_HSCAN_CK_DATA_LF,
     GW_HSCAN_CK_TR_START, /* start of a trailer line, or the final CRLF */
     GW_HSCAN_CK_TR_NAME,
     GW_HSCAN_CK_TR_VALUE,
-    GW_HSCAN_CK_TR_LF,    /* CR seen at the end of a trailer line */
-    GW_HSCAN_CK_END_LF,   /* CR of the final empty line seen */
+    GW_HSCAN_CK_TR_LF,  /* CR seen at the end of a trailer line */
+    GW_HSCAN_CK_END_LF, /* CR of the final empty line seen */
 } gw_hscan_ck_state_t;
 
 /** Chunked-body check state; zeroed (GW_HSCAN_CK_OFF) when the body is not chunked or ended. */

@@ -1,3 +1,6 @@
+/* gw_server: listener, connections and their states, llhttp callbacks and the header rules,
+ * reading and parking input, keep-alive, lingering close, drain. The gw_req_t side (accessors and
+ * response writers) is in server_req.c; the byte pre-scan in http_scan.c. */
 #include "gateway/server.h"
 
 #include <errno.h>

@@ -23,7 +23,7 @@ struct hdr {
 struct gw_req {
     gw_conn_t *conn; /** NULL once the connection is gone */
     gw_arena_t *arena;
-    int refs;        /** connection + handler */
+    int refs; /** connection + handler */
     gw_err_kind_t err;
     const char *method;
     gw_buf_t url;
@@ -53,8 +53,8 @@ struct gw_conn {
     llhttp_t parser;
     llhttp_settings_t *settings;
     conn_state_t state;
-    gw_req_t *req;  /** request being read or handled; the connection holds one ref */
-    gw_buf_t in;    /** unparsed bytes (after a paused message, or read while handling) */
+    gw_req_t *req; /** request being read or handled; the connection holds one ref */
+    gw_buf_t in;   /** unparsed bytes (after a paused message, or read while handling) */
     size_t header_bytes;
     gw_hscan_head_t head;  /** header-block scan, across reads */
     gw_hscan_chunked_t ck; /** chunked-body check; off when the body is not chunked or ended */

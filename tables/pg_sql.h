@@ -46,7 +46,7 @@ void tb_pgsql_ddl_forget(tb_pgsql_ddl_t *d);
 
 /** The parameters of one INSERT statement: a JSON array of rows per table. Embedded, reused. */
 typedef struct {
-    gw_buf_t *params; /** owned, cap_params of them; each NUL-terminated once built */
+    gw_buf_t *params;    /** owned, cap_params of them; each NUL-terminated once built */
     const char **values; /** owned; values[k] = params[k].base */
     size_t n_params, cap_params;
 } tb_pgsql_insert_t;

@@ -79,7 +79,7 @@ static void drop_rows(pg_t *s, const char *table, const char *reason, size_t n)
     s->dropped += n;
     s->base.degraded = true;
     tb__pg_update_state(s);
-    uint64_t t = now_ms(s);
+    uint64_t t = tb__pg_now_ms(s);
     if (s->drop_logged_ms && t - s->drop_logged_ms < 1000)
         return;
     s->drop_logged_ms = t;
@@ -246,7 +246,7 @@ static void split_next(pg_t *s, bool ok)
     } else {
         tb_spool_reject(s->spool, r);
         s->base.rows_rejected++;
-        uint64_t t = now_ms(s);
+        uint64_t t = tb__pg_now_ms(s);
         if (!s->reject_logged_ms || t - s->reject_logged_ms >= 1000) {
             s->reject_logged_ms = t;
             gw_log(GW_LOG_ERROR, NULL,

@@ -125,7 +125,7 @@ void tb__pg_conn_failed(pg_t *s, const char *why, const char *detail)
 {
     char msg[256];
     one_line(detail, msg, sizeof(msg));
-    uint64_t t = now_ms(s);
+    uint64_t t = tb__pg_now_ms(s);
     /* One line per outage, then one per DOWN_LOG_EVERY_MS: a connection that succeeds and a
      * statement that fails again (a refusal) is the same outage until a statement succeeds. */
     if (!s->failing || t - s->down_logged_ms >= DOWN_LOG_EVERY_MS) {

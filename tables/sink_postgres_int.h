@@ -31,7 +31,7 @@ struct pg {
     char **tables;     /** owned: created at connect */
     size_t n_tables;
     tb_pgsql_ddl_t ddl; /** tables and partitions known to exist, or being created */
-    bool startup_done; /** configured tables ensured on this process's first connection */
+    bool startup_done;  /** configured tables ensured on this process's first connection */
 
     PGconn *conn;        /** owned; NULL when down */
     struct pgpoll *poll; /** NULL when none */
@@ -59,7 +59,7 @@ struct pg {
     bool reading_spool; /** a tb_spool_read is outstanding */
     gw_buf_t sql;
     tb_pgsql_insert_t ins; /** parameters of the INSERT: one JSON array per table of the batch */
-    char err_state[6]; /** SQLSTATE of the first error of the statement, "" = none */
+    char err_state[6];     /** SQLSTATE of the first error of the statement, "" = none */
     char err_msg[256];
     int64_t inserted; /** rows the last INSERT actually added (the rest were duplicates) */
     uint64_t rows_duplicate;
@@ -76,7 +76,8 @@ struct pg {
     uint64_t spool_lost_seen; /** tb_spool_lost_rows at the last update_state */
 };
 
-static inline uint64_t now_ms(pg_t *s)
+/** The loop's cached clock, ms. */
+static inline uint64_t tb__pg_now_ms(pg_t *s)
 {
     return uv_now(s->loop);
 }
