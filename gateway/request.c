@@ -321,7 +321,8 @@ static int check_tool_choice(gw_arena_t *a, gw_error_t *err, const gw_json_t *tc
                   "tool_choice must be a string or {\"type\":\"function\"|\"custom\",\"name\":...}");
 }
 
-int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_request_t *r, gw_error_t *err)
+/* Both front routes start alike: one JSON object in valid UTF-8, parsed once into the arena. */
+static int parse_object(gw_arena_t *a, gw_str_t body, gw_request_t *r, gw_error_t *err)
 {
     memset(r, 0, sizeof(*r));
     gw_json_t *root;
@@ -334,6 +335,14 @@ int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_req
     if (gw_utf8_valid_prefix(body) != body.len)
         return reject(a, err, GW_ERR_INVALID_JSON, NULL, "request body is not valid UTF-8");
     r->root = root;
+    return 0;
+}
+
+int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_request_t *r, gw_error_t *err)
+{
+    if (parse_object(a, body, r, err) < 0)
+        return -1;
+    const gw_json_t *root = r->root;
     /* Table fields first: a rejected request still gets a row that carries them. */
     r->client_request_id = gw_json_get_str(root, "client_request_id");
     const gw_json_t *v = gw_json_get(root, "usage_context");
@@ -535,17 +544,9 @@ void gw_request_content_text(const gw_json_t *content, gw_buf_t *out)
 
 int gw_request_parse_chat(gw_arena_t *a, gw_str_t body, gw_request_t *r, gw_error_t *err)
 {
-    memset(r, 0, sizeof(*r));
-    gw_json_t *root;
-    const char *perr = NULL;
-    if (gw_json_parse(a, body.base ? body.base : "", body.len, &root, &perr) < 0)
-        return reject(a, err, GW_ERR_INVALID_JSON, NULL, "request body is not valid JSON: %s",
-                      perr ? perr : "parse error");
-    if (root->type != GW_JSON_OBJECT)
-        return reject(a, err, GW_ERR_INVALID_JSON, NULL, "request body must be a JSON object");
-    if (gw_utf8_valid_prefix(body) != body.len)
-        return reject(a, err, GW_ERR_INVALID_JSON, NULL, "request body is not valid UTF-8");
-    r->root = root;
+    if (parse_object(a, body, r, err) < 0)
+        return -1;
+    const gw_json_t *root = r->root;
     r->client_request_id = gw_json_get_str(root, "client_request_id");
     const gw_json_t *v = gw_json_get(root, "model");
     if (v && v->type == GW_JSON_STRING && v->str.len)
