@@ -8,8 +8,9 @@
 
 static bool json_content_type(gw_str_t ct)
 {
-    /* application/json with optional parameters; charset, if given, must be UTF-8 (§1). */
-    if (!gw_str_has_prefix(ct, "application/json"))
+    /* application/json with optional parameters; charset, if given, must be UTF-8 (§1). Media
+     * types are case-insensitive (RFC 9110 §8.3.1): `Application/JSON` is JSON too. */
+    if (ct.len < 16 || strncasecmp(ct.base, "application/json", 16) != 0)
         return false;
     gw_str_t rest = gw_str_n(ct.base + 16, ct.len - 16);
     if (rest.len && rest.base[0] != ';' && rest.base[0] != ' ')

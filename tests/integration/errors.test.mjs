@@ -76,6 +76,10 @@ describe('body errors', () => {
     const r = await http('POST', RESP(), { body: JSON.stringify(ok()), contentType: 'text/plain' });
     checkErrorReply(r, { status: 415, type: 'invalid_request_error', error_code: 'BAD_REQUEST' });
   });
+  test('media types are case-insensitive: Application/JSON; charset=UTF-8 is accepted', T, async () => {
+    const r = await http('POST', RESP(), { body: JSON.stringify(ok()), contentType: 'Application/JSON; Charset=UTF-8' });
+    assert.equal(r.status, 200, r.text?.slice(0, 200));
+  });
   test('wrong content-type on the Databricks route → 400 BAD_REQUEST', T, async () => {
     const r = await http('POST', INV(), { body: JSON.stringify(okDbx()), contentType: 'text/plain' });
     checkErrorReply(r, { status: 400, error_code: 'BAD_REQUEST', route: 'databricks' });
