@@ -65,39 +65,41 @@ static void collect_active(gw_buf_t *b, void *ud)
                       "agate_requests_active %zu\n", ctx->active);
 }
 
-/* Endpoint and replica labels come from the config: names are [A-Za-z0-9._-], URLs are escaped. */
-static void collect_replicas(gw_buf_t *b, void *ud)
+typedef int (*replica_value_fn)(const gw_lb_t *lb, int k);
+
+/* One gauge or counter line per replica of the endpoints in force (balancer state, read at
+ * scrape). Endpoint labels come from the config ([A-Za-z0-9._-]); URLs are escaped. */
+static void replica_series(gw_ctx_t *ctx, gw_buf_t *b, const char *name, replica_value_fn value)
 {
-    gw_ctx_t *ctx = ud;
-    gw_buf_append_cstr(b, "# TYPE agate_replica_available gauge\n");
     for (size_t i = 0; i < gw_pool_size(ctx->pool); i++) {
         gw_pool_ep_t *pe = gw_pool_at(ctx->pool, i);
         gw_lb_t *lb = gw_pool_ep_lb(pe);
         const gw_endpoint_cfg_t *ep = gw_pool_ep_cfg(pe);
         for (size_t k = 0; lb && k < gw_lb_size(lb); k++) {
-            gw_buf_appendf(b, "agate_replica_available{endpoint=\"%s\",replica=\"", ep->name);
+            gw_buf_appendf(b, "%s{endpoint=\"%s\",replica=\"", name, ep->name);
             gw_metrics_label_value(b, ep->upstreams[k].url);
-            gw_buf_appendf(b, "\"} %d\n", gw_lb_available(lb, (int)k, now_ms()) ? 1 : 0);
+            gw_buf_appendf(b, "\"} %d\n", value(lb, (int)k));
         }
     }
 }
 
-/* Passive ejections so far, per replica of the endpoints in force (balancer state, read at scrape). */
+static int replica_available(const gw_lb_t *lb, int k)
+{
+    return gw_lb_available(lb, k, now_ms()) ? 1 : 0;
+}
+
+static void collect_replicas(gw_buf_t *b, void *ud)
+{
+    gw_buf_append_cstr(b, "# TYPE agate_replica_available gauge\n");
+    replica_series(ud, b, "agate_replica_available", replica_available);
+}
+
+/* Passive ejections so far, per replica. */
 static void collect_ejections(gw_buf_t *b, void *ud)
 {
-    gw_ctx_t *ctx = ud;
     gw_buf_append_cstr(b, "# HELP agate_replica_ejections_total Passive outlier ejections of a replica.\n"
                           "# TYPE agate_replica_ejections_total counter\n");
-    for (size_t i = 0; i < gw_pool_size(ctx->pool); i++) {
-        gw_pool_ep_t *pe = gw_pool_at(ctx->pool, i);
-        gw_lb_t *lb = gw_pool_ep_lb(pe);
-        const gw_endpoint_cfg_t *ep = gw_pool_ep_cfg(pe);
-        for (size_t k = 0; lb && k < gw_lb_size(lb); k++) {
-            gw_buf_appendf(b, "agate_replica_ejections_total{endpoint=\"%s\",replica=\"", ep->name);
-            gw_metrics_label_value(b, ep->upstreams[k].url);
-            gw_buf_appendf(b, "\"} %d\n", gw_lb_ejections(lb, (int)k));
-        }
-    }
+    replica_series(ud, b, "agate_replica_ejections_total", gw_lb_ejections);
 }
 
 static void collect_tables(gw_buf_t *b, void *ud)
