@@ -1,7 +1,7 @@
 // Harness for agate's integration and conformance tests (node:test + the openai SDK).
 //
 // Everything here is bounded: every wait has a timeout the caller states, every loop a count limit,
-// every spawned process is killed in stop() (SIGTERM, then SIGKILL after 3 s) and, as a last
+// every spawned process is killed in stop() (SIGTERM, then SIGKILL after STOP_GRACE_MS) and, as a last
 // resort, when this test process exits.
 //
 // Environment: AGATE_BIN (gateway binary), MOCK_BIN (bench/mock_upstream), AGATE_SRC (repo root;
@@ -51,6 +51,10 @@ function requireBin(name) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// How long stop() waits for a clean exit after SIGTERM before SIGKILL (which fails the test). A
+// clean agate exit may legitimately take: a call's upstream drain (1 s) + the PostgreSQL sink's
+// final flush (up to 2 s) + sanitizer exit checks, on a loaded 2-core machine; 3 s was too tight.
+const STOP_GRACE_MS = 10_000;
 
 /**
  * Polls fn() until it returns a truthy value (returned) or `ms` elapse (throws). The bound is the
@@ -145,7 +149,10 @@ function spawnAndWait(bin, args, label, onLine, timeoutMs = WAIT_MS) {
     stopping = true;
     if (proc.exitCode === null && proc.signalCode === null) {
       try { proc.kill('SIGTERM'); } catch { /* gone */ }
-      const t = await Promise.race([exited, sleep(3000).then(() => null)]);
+      let timer;
+      const grace = new Promise((r) => { timer = setTimeout(() => r(null), STOP_GRACE_MS); });
+      const t = await Promise.race([exited, grace]);
+      clearTimeout(timer); // a pending grace timer would keep the test process alive
       if (t === null) {
         try { proc.kill('SIGKILL'); } catch { /* gone */ }
         await Promise.race([exited, sleep(2000)]);
