@@ -9,6 +9,8 @@
 # (Latency under load with many replicas is measured by bench/run.sh's load client.)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/bench/lib.sh"
 build=${BUILD:-$here/build}
 agate=$build/agate
 mock=$build/mock_upstream
@@ -28,7 +30,7 @@ for i in $(seq 1 8); do
   pids+=($!)
 done
 for i in $(seq 1 8); do
-  for _ in $(seq 1 50); do grep -q listening "$work/m$i.out" 2>/dev/null && break; sleep 0.05; done
+  wait_line "$work/m$i.out" '^listening' 20 || { echo "lb_cost: mock $i did not start within 20 s" >&2; exit 1; }
   ports+=("$(awk '{print $2}' "$work/m$i.out")")
 done
 
@@ -44,9 +46,13 @@ run() {
   config "$1" "$2" > "$work/cfg.json"
   local cmd=("$agate" --config "$work/cfg.json")
   [ "$3" = 1 ] && cmd=(valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "${cmd[@]}")
-  "${cmd[@]}" 2> "$work/a.err" &
+  # stdout away from the caller's $(...) pipe: an agate left holding it would block the script.
+  "${cmd[@]}" > "$work/a.out" 2> "$work/a.err" &
   local ap=$!
-  for _ in $(seq 1 200); do grep -q listening "$work/a.err" && break; sleep 0.05; done
+  # run() runs in a command substitution (a subshell, without the script's EXIT trap): stop
+  # this agate on every way out of it, a failed start or request included.
+  trap 'kill "$ap" 2>/dev/null || true' EXIT
+  wait_line "$work/a.err" 'event=listening' 60 "$ap" || true # checked below, with the log
   local port
   port=$(grep -o 'addr=127.0.0.1:[0-9]*' "$work/a.err" | cut -d: -f2)
   local t0 t1

@@ -24,6 +24,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/bench/lib.sh"
 build=${BUILD:-$here/build}
 smoke=${BENCH_SMOKE:-0}
 proxy_cpu=${BENCH_PROXY_CPU:-0}
@@ -142,13 +144,10 @@ start_bg() {
 
 # wait_for FILE REGEX SECONDS PID: until FILE matches REGEX; fails if PID dies or time runs out.
 wait_for() {
-    local file=$1 re=$2 secs=$3 pid=$4 i
-    for ((i = 0; i < secs * 20; i++)); do
-        grep -qE "$re" "$file" 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || { cat "$file" >&2 || true; die "process $pid exited before '$re' in $file"; }
-        sleep 0.05
-    done
-    die "timed out waiting for '$re' in $file"
+    local file=$1 re=$2 secs=$3 pid=$4
+    wait_line "$file" "$re" "$secs" "$pid" && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$file" >&2 || true; die "process $pid exited before '$re' in $file"; }
+    die "timed out after ${secs}s waiting for '$re' in $file"
 }
 
 # Drops a reaped pid from the cleanup list, so a recycled pid is never signalled.

@@ -13,6 +13,8 @@
 # rows than requests (1720 rows of 1657). The table has one row per databricks_request_id.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/bench/lib.sh"
 build=${BUILD:-$here/build}
 reps=${BENCH_REPS:-5}
 secs=${BENCH_SECONDS:-4}
@@ -48,7 +50,7 @@ dsn="postgresql://agate@127.0.0.1:$pgport/postgres"
 
 taskset -c "$load_cpu" "$build/mock_upstream" --port 0 --default-scenario bench20 > "$work/mock.out" 2>/dev/null &
 pids+=($!)
-for _ in $(seq 1 50); do grep -q listening "$work/mock.out" 2>/dev/null && break; sleep 0.05; done
+wait_line "$work/mock.out" '^listening' 20 || { echo "tables_cost: the mock did not start within 20 s" >&2; exit 1; }
 mport=$(awk '{print $2}' "$work/mock.out")
 
 declare -A port pid
@@ -62,7 +64,7 @@ for t in off jsonl postgres; do
   taskset -c "$proxy_cpu" "$build/agate" --config "$work/$t.json" 2> "$work/$t.err" &
   pid[$t]=$!
   pids+=($!)
-  for _ in $(seq 1 100); do grep -q 'event=listening' "$work/$t.err" && break; sleep 0.05; done
+  wait_line "$work/$t.err" 'event=listening' 60 || true # checked below, with the log
   port[$t]=$(grep -o 'addr=127.0.0.1:[0-9]*' "$work/$t.err" | cut -d: -f2)
 done
 
