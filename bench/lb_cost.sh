@@ -46,8 +46,11 @@ run() {
   config "$1" "$2" > "$work/cfg.json"
   local cmd=("$agate" --config "$work/cfg.json")
   [ "$3" = 1 ] && cmd=(valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "${cmd[@]}")
+  # Emptied here, not only by the child's redirection: the child may truncate it after wait_line
+  # has already read the previous run's "listening" line.
+  : > "$work/a.err"
   # stdout away from the caller's $(...) pipe: an agate left holding it would block the script.
-  "${cmd[@]}" > "$work/a.out" 2> "$work/a.err" &
+  "${cmd[@]}" > "$work/a.out" 2>> "$work/a.err" &
   local ap=$!
   # run() runs in a command substitution (a subshell, without the script's EXIT trap): stop
   # this agate on every way out of it, a failed start or request included.
