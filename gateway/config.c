@@ -6,188 +6,45 @@
 #include <string.h>
 #include <time.h>
 
+#include "gateway/config_int.h"
 #include "gateway/json.h"
 #include "tables/redact.h"
 
-/* Validation walks the tree with a path string for messages; the first error wins. */
-struct vctx {
-    gw_arena_t *a;
-    char *err;
-    size_t errlen;
-    bool failed;
-};
-
-static void fail(struct vctx *v, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail(struct vctx *v, const char *path, const char *fmt, ...)
-{
-    if (v->failed)
-        return;
-    v->failed = true;
-    int n = snprintf(v->err, v->errlen, "config: %s: ", path);
-    if (n < 0 || (size_t)n >= v->errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v->err + n, v->errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-
-static const char *join(struct vctx *v, const char *path, const char *key)
-{
-    size_t n = strlen(path) + strlen(key) + 2;
-    char *p = gw_arena_alloc(v->a, n);
-    snprintf(p, n, "%s%s%s", path, *path ? "." : "", key);
-    return p;
-}
-
-static const char *index_path(struct vctx *v, const char *path, size_t i)
-{
-    size_t n = strlen(path) + 24;
-    char *p = gw_arena_alloc(v->a, n);
-    snprintf(p, n, "%s[%zu]", path, i);
-    return p;
-}
-
-/* Reject keys that are not in the allowed list, naming the first unknown one. */
-static void check_keys(struct vctx *v, const gw_json_t *obj, const char *path, const char *const *allowed)
-{
-    for (const gw_json_t *m = obj->child; m; m = m->next) {
-        bool ok = false;
-        for (const char *const *k = allowed; *k; k++)
-            if (gw_str_eq(m->key, *k))
-                ok = true;
-        if (!ok) {
-            char *key = gw_arena_strndup(v->a, m->key.base, m->key.len);
-            fail(v, join(v, path, key), "unknown key");
-            return;
-        }
-    }
-}
-
-static const char *get_string(struct vctx *v, const gw_json_t *obj, const char *path, const char *key,
-                              bool required, const char *def)
-{
-    const gw_json_t *x = gw_json_get(obj, key);
-    if (!x) {
-        if (required)
-            fail(v, join(v, path, key), "required key missing");
-        return def;
-    }
-    if (x->type != GW_JSON_STRING) {
-        fail(v, join(v, path, key), "must be a string");
-        return def;
-    }
-    if (memchr(x->str.base, '\0', x->str.len)) {
-        fail(v, join(v, path, key), "must not contain NUL");
-        return def;
-    }
-    return gw_arena_strndup(v->a, x->str.base, x->str.len);
-}
-
-static double get_number(struct vctx *v, const gw_json_t *obj, const char *path, const char *key, double def,
-                         double min, double max, bool *present)
-{
-    const gw_json_t *x = gw_json_get(obj, key);
-    if (present)
-        *present = x != NULL;
-    if (!x)
-        return def;
-    double d;
-    if (gw_json_double(x, &d) < 0) {
-        fail(v, join(v, path, key), "must be a number");
-        return def;
-    }
-    if (d < min || d > max) {
-        fail(v, join(v, path, key), "must be between %g and %g", min, max);
-        return def;
-    }
-    return d;
-}
-
-static int get_int(struct vctx *v, const gw_json_t *obj, const char *path, const char *key, int def, int min,
-                   int max)
-{
-    double d = get_number(v, obj, path, key, def, min, max, NULL);
-    if (d != (double)(int)d)
-        fail(v, join(v, path, key), "must be an integer");
-    return (int)d;
-}
-
-/* Byte counts and similar: a number in range that is also integral. */
-static size_t get_size(struct vctx *v, const gw_json_t *obj, const char *path, const char *key, double def,
-                       double min, double max)
-{
-    double d = get_number(v, obj, path, key, def, min, max, NULL);
-    if (d != (double)(uint64_t)d) {
-        fail(v, join(v, path, key), "must be an integer");
-        return (size_t)def;
-    }
-    return (size_t)d;
-}
-
-static bool get_bool(struct vctx *v, const gw_json_t *obj, const char *path, const char *key, bool def)
-{
-    const gw_json_t *x = gw_json_get(obj, key);
-    if (!x)
-        return def;
-    if (x->type != GW_JSON_BOOL) {
-        fail(v, join(v, path, key), "must be true or false");
-        return def;
-    }
-    return x->boolean;
-}
-
-static const gw_json_t *get_typed(struct vctx *v, const gw_json_t *obj, const char *path, const char *key,
-                                  gw_json_type_t t, bool required)
-{
-    const gw_json_t *x = gw_json_get(obj, key);
-    if (!x) {
-        if (required)
-            fail(v, join(v, path, key), "required key missing");
-        return NULL;
-    }
-    if (x->type != t) {
-        fail(v, join(v, path, key), t == GW_JSON_OBJECT ? "must be an object" : "must be an array");
-        return NULL;
-    }
-    return x;
-}
-
-static void parse_upstream(struct vctx *v, const gw_json_t *o, const char *path, gw_upstream_cfg_t *u)
+static void parse_upstream(gw_cfg_v_t *v, const gw_json_t *o, const char *path, gw_upstream_cfg_t *u)
 {
     static const char *const keys[] = {"url", "api_key_env", "weight", "max_concurrent", NULL};
     if (o->type != GW_JSON_OBJECT) {
-        fail(v, path, "must be an object");
+        gw__cfg_fail(v, path, "must be an object");
         return;
     }
-    check_keys(v, o, path, keys);
-    u->url = get_string(v, o, path, "url", true, NULL);
+    gw__cfg_check_keys(v, o, path, keys);
+    u->url = gw__cfg_string(v, o, path, "url", true, NULL);
     if (u->url) {
         size_t skip = strncmp(u->url, "http://", 7) == 0 ? 7 : strncmp(u->url, "https://", 8) == 0 ? 8 : 0;
         if (!skip)
-            fail(v, join(v, path, "url"), "must start with http:// or https://");
+            gw__cfg_fail(v, gw__cfg_join(v, path, "url"), "must start with http:// or https://");
         else if (u->url[skip] == '\0' || u->url[skip] == '/')
-            fail(v, join(v, path, "url"), "must name a host after http:// or https://");
+            gw__cfg_fail(v, gw__cfg_join(v, path, "url"), "must name a host after http:// or https://");
         size_t n = strlen(u->url);
         while (n > 0 && u->url[n - 1] == '/')
             ((char *)u->url)[--n] = '\0';
     }
-    u->api_key_env = get_string(v, o, path, "api_key_env", false, NULL);
+    u->api_key_env = gw__cfg_string(v, o, path, "api_key_env", false, NULL);
     u->api_key = NULL;
     if (u->api_key_env) {
         const char *val = getenv(u->api_key_env);
         if (val && *val)
             u->api_key = gw_arena_strndup(v->a, val, strlen(val));
     }
-    u->weight = get_int(v, o, path, "weight", 1, 1, 1000);
-    u->max_concurrent = get_int(v, o, path, "max_concurrent", 0, 0, 1000000);
+    u->weight = gw__cfg_int(v, o, path, "weight", 1, 1, 1000);
+    u->max_concurrent = gw__cfg_int(v, o, path, "max_concurrent", 0, 0, 1000000);
 }
 
 /* Load balancing: strategy, retries, fallbacks, health checks, outlier ejection (issue 4). */
-static void parse_balancing(struct vctx *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e)
+static void parse_balancing(gw_cfg_v_t *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e)
 {
     gw_lb_opts_default(&e->lb);
-    const char *st = get_string(v, o, path, "strategy", false, "p2c_ewma");
+    const char *st = gw__cfg_string(v, o, path, "strategy", false, "p2c_ewma");
     static const char *const names[] = {"round_robin", "weighted", "least_outstanding", "p2c_ewma"};
     bool found = false;
     for (int i = 0; i < 4; i++)
@@ -196,19 +53,19 @@ static void parse_balancing(struct vctx *v, const gw_json_t *o, const char *path
             found = true;
         }
     if (!found)
-        fail(v, join(v, path, "strategy"), "must be round_robin, weighted, least_outstanding or p2c_ewma");
-    e->replica_retries = get_int(v, o, path, "retries", 1, 0, 10);
-    e->queue_timeout_ms = get_int(v, o, path, "queue_timeout_ms", 1000, 0, 600000);
-    e->max_queue = get_int(v, o, path, "max_queue", 256, 0, 1000000);
+        gw__cfg_fail(v, gw__cfg_join(v, path, "strategy"), "must be round_robin, weighted, least_outstanding or p2c_ewma");
+    e->replica_retries = gw__cfg_int(v, o, path, "retries", 1, 0, 10);
+    e->queue_timeout_ms = gw__cfg_int(v, o, path, "queue_timeout_ms", 1000, 0, 600000);
+    e->max_queue = gw__cfg_int(v, o, path, "max_queue", 256, 0, 1000000);
 
-    const gw_json_t *fb = get_typed(v, o, path, "fallbacks", GW_JSON_ARRAY, false);
+    const gw_json_t *fb = gw__cfg_typed(v, o, path, "fallbacks", GW_JSON_ARRAY, false);
     if (fb && !v->failed) {
         e->n_fallbacks = fb->len;
         e->fallbacks = gw_arena_calloc(v->a, sizeof(*e->fallbacks) * (fb->len ? fb->len : 1));
         size_t i = 0;
         for (const gw_json_t *x = fb->child; x; x = x->next, i++) {
             if (x->type != GW_JSON_STRING || !x->str.len) {
-                fail(v, index_path(v, join(v, path, "fallbacks"), i), "must be an endpoint name");
+                gw__cfg_fail(v, gw__cfg_index(v, gw__cfg_join(v, path, "fallbacks"), i), "must be an endpoint name");
                 return;
             }
             e->fallbacks[i] = gw_arena_strndup(v->a, x->str.base, x->str.len);
@@ -218,30 +75,30 @@ static void parse_balancing(struct vctx *v, const gw_json_t *o, const char *path
     e->health_path = NULL;
     e->health_interval_ms = 5000;
     e->health_timeout_ms = 1000;
-    const gw_json_t *hc = get_typed(v, o, path, "health_check", GW_JSON_OBJECT, false);
+    const gw_json_t *hc = gw__cfg_typed(v, o, path, "health_check", GW_JSON_OBJECT, false);
     if (hc) {
         static const char *const hkeys[] = {"path",           "interval_ms",         "timeout_ms",
                                             "healthy_threshold", "unhealthy_threshold", NULL};
-        const char *hp = join(v, path, "health_check");
-        check_keys(v, hc, hp, hkeys);
-        e->health_path = get_string(v, hc, hp, "path", false, "/health");
+        const char *hp = gw__cfg_join(v, path, "health_check");
+        gw__cfg_check_keys(v, hc, hp, hkeys);
+        e->health_path = gw__cfg_string(v, hc, hp, "path", false, "/health");
         if (e->health_path[0] != '/')
-            fail(v, join(v, hp, "path"), "must start with /");
-        e->health_interval_ms = get_int(v, hc, hp, "interval_ms", 5000, 10, 3600000);
-        e->health_timeout_ms = get_int(v, hc, hp, "timeout_ms", 1000, 1, 600000);
-        e->lb.healthy_threshold = get_int(v, hc, hp, "healthy_threshold", e->lb.healthy_threshold, 1, 100);
-        e->lb.unhealthy_threshold = get_int(v, hc, hp, "unhealthy_threshold", e->lb.unhealthy_threshold, 1, 100);
+            gw__cfg_fail(v, gw__cfg_join(v, hp, "path"), "must start with /");
+        e->health_interval_ms = gw__cfg_int(v, hc, hp, "interval_ms", 5000, 10, 3600000);
+        e->health_timeout_ms = gw__cfg_int(v, hc, hp, "timeout_ms", 1000, 1, 600000);
+        e->lb.healthy_threshold = gw__cfg_int(v, hc, hp, "healthy_threshold", e->lb.healthy_threshold, 1, 100);
+        e->lb.unhealthy_threshold = gw__cfg_int(v, hc, hp, "unhealthy_threshold", e->lb.unhealthy_threshold, 1, 100);
     }
-    const gw_json_t *ol = get_typed(v, o, path, "outlier", GW_JSON_OBJECT, false);
+    const gw_json_t *ol = gw__cfg_typed(v, o, path, "outlier", GW_JSON_OBJECT, false);
     if (ol) {
         static const char *const okeys[] = {"consecutive_failures", "base_ejection_ms", "max_ejection_ms",
                                             "max_ejected_percent", NULL};
-        const char *op = join(v, path, "outlier");
-        check_keys(v, ol, op, okeys);
-        e->lb.consecutive_failures = get_int(v, ol, op, "consecutive_failures", e->lb.consecutive_failures, 0, 1000);
-        e->lb.base_ejection_ms = get_int(v, ol, op, "base_ejection_ms", e->lb.base_ejection_ms, 1, 3600000);
-        e->lb.max_ejection_ms = get_int(v, ol, op, "max_ejection_ms", e->lb.max_ejection_ms, 1, 86400000);
-        e->lb.max_ejected_percent = get_int(v, ol, op, "max_ejected_percent", e->lb.max_ejected_percent, 0, 100);
+        const char *op = gw__cfg_join(v, path, "outlier");
+        gw__cfg_check_keys(v, ol, op, okeys);
+        e->lb.consecutive_failures = gw__cfg_int(v, ol, op, "consecutive_failures", e->lb.consecutive_failures, 0, 1000);
+        e->lb.base_ejection_ms = gw__cfg_int(v, ol, op, "base_ejection_ms", e->lb.base_ejection_ms, 1, 3600000);
+        e->lb.max_ejection_ms = gw__cfg_int(v, ol, op, "max_ejection_ms", e->lb.max_ejection_ms, 1, 86400000);
+        e->lb.max_ejected_percent = gw__cfg_int(v, ol, op, "max_ejected_percent", e->lb.max_ejected_percent, 0, 100);
     }
 }
 
@@ -256,38 +113,26 @@ static bool valid_name(const char *s)
     return true;
 }
 
-/* One of a fixed list of words; returns its index (def when absent). */
-static int get_enum(struct vctx *v, const gw_json_t *o, const char *path, const char *key,
-                    const char *const *words, int def, const char *msg)
-{
-    const char *s = get_string(v, o, path, key, false, words[def]);
-    for (int i = 0; words[i]; i++)
-        if (strcmp(s, words[i]) == 0)
-            return i;
-    fail(v, join(v, path, key), "%s", msg);
-    return def;
-}
-
 /* What a ChatCompletions endpoint does with the parts of a Responses request its model cannot
  * take as they are (issue 10): client model names (aliases), hosted tools, runs of
  * system/developer messages, reasoning coming back. */
-static void parse_tool_policies(struct vctx *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e)
+static void parse_tool_policies(gw_cfg_v_t *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e)
 {
     static const char *const hosted[] = {"drop", "reject", NULL};
     static const char *const sysm[] = {"merge", "keep", NULL};
     static const char *const pass[] = {"none", "tool_turns", "all", NULL};
     e->hosted_tools =
-        (gw_hosted_tools_t)get_enum(v, o, path, "hosted_tools", hosted, 0, "must be \"drop\" or \"reject\"");
+        (gw_hosted_tools_t)gw__cfg_enum(v, o, path, "hosted_tools", hosted, 0, "must be \"drop\" or \"reject\"");
     e->system_messages =
-        (gw_sysmsg_t)get_enum(v, o, path, "system_messages", sysm, 0, "must be \"merge\" or \"keep\"");
-    e->reasoning_passback = (gw_passback_t)get_enum(v, o, path, "reasoning_passback", pass, 0,
+        (gw_sysmsg_t)gw__cfg_enum(v, o, path, "system_messages", sysm, 0, "must be \"merge\" or \"keep\"");
+    e->reasoning_passback = (gw_passback_t)gw__cfg_enum(v, o, path, "reasoning_passback", pass, 0,
                                                     "must be \"none\", \"tool_turns\" or \"all\"");
-    const gw_json_t *al = get_typed(v, o, path, "aliases", GW_JSON_ARRAY, false);
+    const gw_json_t *al = gw__cfg_typed(v, o, path, "aliases", GW_JSON_ARRAY, false);
     if (!al || v->failed)
         return;
-    const char *ap = join(v, path, "aliases");
+    const char *ap = gw__cfg_join(v, path, "aliases");
     if (al->len > 256) {
-        fail(v, ap, "at most 256 aliases per endpoint");
+        gw__cfg_fail(v, ap, "at most 256 aliases per endpoint");
         return;
     }
     e->n_aliases = al->len;
@@ -296,14 +141,14 @@ static void parse_tool_policies(struct vctx *v, const gw_json_t *o, const char *
     for (const gw_json_t *x = al->child; x; x = x->next, i++) {
         if (x->type != GW_JSON_STRING || !x->str.len || x->str.len > 256 ||
             memchr(x->str.base, '\0', x->str.len)) {
-            fail(v, index_path(v, ap, i), "must be a model name or a glob with * (1..256 bytes)");
+            gw__cfg_fail(v, gw__cfg_index(v, ap, i), "must be a model name or a glob with * (1..256 bytes)");
             return;
         }
         e->aliases[i] = gw_arena_strndup(v->a, x->str.base, x->str.len);
     }
 }
 
-static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e)
+static void parse_endpoint(gw_cfg_v_t *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e)
 {
     static const char *const keys[] = {"name",
                                        "adapter",
@@ -330,80 +175,80 @@ static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path,
                                        "reasoning_passback",
                                        NULL};
     if (o->type != GW_JSON_OBJECT) {
-        fail(v, path, "must be an object");
+        gw__cfg_fail(v, path, "must be an object");
         return;
     }
-    check_keys(v, o, path, keys);
-    e->name = get_string(v, o, path, "name", true, "");
+    gw__cfg_check_keys(v, o, path, keys);
+    e->name = gw__cfg_string(v, o, path, "name", true, "");
     if (e->name && !v->failed && !valid_name(e->name))
-        fail(v, join(v, path, "name"), "must be non-empty [A-Za-z0-9._-]");
+        gw__cfg_fail(v, gw__cfg_join(v, path, "name"), "must be non-empty [A-Za-z0-9._-]");
     static const char *const adapters[] = {"chat_completions", "responses", NULL};
     static const char *const flavors[] = {"openai", "mlflow", NULL};
-    e->adapter = (gw_adapter_kind_t)get_enum(v, o, path, "adapter", adapters, 0,
+    e->adapter = (gw_adapter_kind_t)gw__cfg_enum(v, o, path, "adapter", adapters, 0,
                                              "must be \"chat_completions\" or \"responses\"");
-    e->flavor = (gw_flavor_t)get_enum(v, o, path, "flavor", flavors, 0, "must be \"openai\" or \"mlflow\"");
-    e->model = get_string(v, o, path, "model", false, e->name);
-    e->max_tokens_field = get_string(v, o, path, "max_tokens_field", false, "max_tokens");
+    e->flavor = (gw_flavor_t)gw__cfg_enum(v, o, path, "flavor", flavors, 0, "must be \"openai\" or \"mlflow\"");
+    e->model = gw__cfg_string(v, o, path, "model", false, e->name);
+    e->max_tokens_field = gw__cfg_string(v, o, path, "max_tokens_field", false, "max_tokens");
     if (strcmp(e->max_tokens_field, "max_tokens") != 0 &&
         strcmp(e->max_tokens_field, "max_completion_tokens") != 0)
-        fail(v, join(v, path, "max_tokens_field"), "must be \"max_tokens\" or \"max_completion_tokens\"");
-    e->developer_role = get_bool(v, o, path, "developer_role", false);
-    e->sampling_rate = get_number(v, o, path, "sampling_rate", 1.0, 0.0, 1.0, NULL);
-    e->always_log_errors = get_bool(v, o, path, "always_log_errors", true);
+        gw__cfg_fail(v, gw__cfg_join(v, path, "max_tokens_field"), "must be \"max_tokens\" or \"max_completion_tokens\"");
+    e->developer_role = gw__cfg_bool(v, o, path, "developer_role", false);
+    e->sampling_rate = gw__cfg_number(v, o, path, "sampling_rate", 1.0, 0.0, 1.0, NULL);
+    e->always_log_errors = gw__cfg_bool(v, o, path, "always_log_errors", true);
     if (e->sampling_rate <= 0.0)
-        fail(v, join(v, path, "sampling_rate"), "must be in (0, 1]");
+        gw__cfg_fail(v, gw__cfg_join(v, path, "sampling_rate"), "must be in (0, 1]");
     parse_tool_policies(v, o, path, e);
 
-    const gw_json_t *tr = get_typed(v, o, path, "traffic", GW_JSON_ARRAY, false);
+    const gw_json_t *tr = gw__cfg_typed(v, o, path, "traffic", GW_JSON_ARRAY, false);
     if (tr && !v->failed) {
-        const char *tp = join(v, path, "traffic");
+        const char *tp = gw__cfg_join(v, path, "traffic");
         static const char *const tkeys[] = {"endpoint", "percentage", NULL};
         e->n_traffic = tr->len;
         e->traffic = gw_arena_calloc(v->a, sizeof(*e->traffic) * (tr->len ? tr->len : 1));
         int sum = 0;
         size_t i = 0;
         for (const gw_json_t *t = tr->child; t; t = t->next, i++) {
-            const char *ip = index_path(v, tp, i);
+            const char *ip = gw__cfg_index(v, tp, i);
             if (t->type != GW_JSON_OBJECT) {
-                fail(v, ip, "must be an object");
+                gw__cfg_fail(v, ip, "must be an object");
                 break;
             }
-            check_keys(v, t, ip, tkeys);
-            e->traffic[i].endpoint = get_string(v, t, ip, "endpoint", true, "");
-            e->traffic[i].percentage = get_int(v, t, ip, "percentage", 0, 0, 100);
+            gw__cfg_check_keys(v, t, ip, tkeys);
+            e->traffic[i].endpoint = gw__cfg_string(v, t, ip, "endpoint", true, "");
+            e->traffic[i].percentage = gw__cfg_int(v, t, ip, "percentage", 0, 0, 100);
             if (!gw_json_get(t, "percentage"))
-                fail(v, join(v, ip, "percentage"), "required key missing");
+                gw__cfg_fail(v, gw__cfg_join(v, ip, "percentage"), "required key missing");
             sum += e->traffic[i].percentage;
         }
         if (!v->failed && (tr->len == 0 || sum != 100))
-            fail(v, tp, "percentages must sum to 100");
+            gw__cfg_fail(v, tp, "percentages must sum to 100");
     }
-    const gw_json_t *ups = get_typed(v, o, path, "upstreams", GW_JSON_ARRAY, e->n_traffic == 0);
-    const char *upath = join(v, path, "upstreams");
+    const gw_json_t *ups = gw__cfg_typed(v, o, path, "upstreams", GW_JSON_ARRAY, e->n_traffic == 0);
+    const char *upath = gw__cfg_join(v, path, "upstreams");
     if (ups && ups->len == 0)
-        fail(v, upath, "must list at least one upstream");
+        gw__cfg_fail(v, upath, "must list at least one upstream");
     if (ups && ups->len > 64)
-        fail(v, upath, "at most 64 upstreams per endpoint");
+        gw__cfg_fail(v, upath, "at most 64 upstreams per endpoint");
     if (ups && !v->failed) {
         e->n_upstreams = ups->len;
         e->upstreams = gw_arena_calloc(v->a, sizeof(*e->upstreams) * ups->len);
         size_t i = 0;
         for (const gw_json_t *u = ups->child; u; u = u->next, i++)
-            parse_upstream(v, u, index_path(v, upath, i), &e->upstreams[i]);
+            parse_upstream(v, u, gw__cfg_index(v, upath, i), &e->upstreams[i]);
     }
 
-    const gw_json_t *p = get_typed(v, o, path, "params", GW_JSON_OBJECT, false);
+    const gw_json_t *p = gw__cfg_typed(v, o, path, "params", GW_JSON_OBJECT, false);
     if (p) {
         static const char *const pkeys[] = {"temperature", "top_p", "max_output_tokens", NULL};
-        const char *pp = join(v, path, "params");
-        check_keys(v, p, pp, pkeys);
-        e->temperature.value = get_number(v, p, pp, "temperature", 0, 0, 2, &e->temperature.has);
-        e->top_p.value = get_number(v, p, pp, "top_p", 0, 0, 1, &e->top_p.has);
+        const char *pp = gw__cfg_join(v, path, "params");
+        gw__cfg_check_keys(v, p, pp, pkeys);
+        e->temperature.value = gw__cfg_number(v, p, pp, "temperature", 0, 0, 2, &e->temperature.has);
+        e->top_p.value = gw__cfg_number(v, p, pp, "top_p", 0, 0, 1, &e->top_p.has);
         e->max_output_tokens.value =
-            get_number(v, p, pp, "max_output_tokens", 0, 1, 1e9, &e->max_output_tokens.has);
+            gw__cfg_number(v, p, pp, "max_output_tokens", 0, 1, 1e9, &e->max_output_tokens.has);
         /* Sent upstream as an integer token count (max_tokens / max_completion_tokens). */
         if (e->max_output_tokens.value != (double)(int64_t)e->max_output_tokens.value)
-            fail(v, join(v, pp, "max_output_tokens"), "must be an integer");
+            gw__cfg_fail(v, gw__cfg_join(v, pp, "max_output_tokens"), "must be an integer");
     }
 
     parse_balancing(v, o, path, e);
@@ -412,30 +257,30 @@ static void parse_endpoint(struct vctx *v, const gw_json_t *o, const char *path,
     e->first_event_timeout_ms = 10000;
     e->idle_timeout_ms = 60000;
     e->total_timeout_ms = 297000;
-    const gw_json_t *t = get_typed(v, o, path, "timeouts", GW_JSON_OBJECT, false);
+    const gw_json_t *t = gw__cfg_typed(v, o, path, "timeouts", GW_JSON_OBJECT, false);
     if (t) {
         static const char *const tkeys[] = {"connect_ms", "first_event_ms", "idle_ms", "total_ms", NULL};
-        const char *tp = join(v, path, "timeouts");
-        check_keys(v, t, tp, tkeys);
-        e->connect_timeout_ms = get_int(v, t, tp, "connect_ms", e->connect_timeout_ms, 1, 600000);
-        e->first_event_timeout_ms = get_int(v, t, tp, "first_event_ms", e->first_event_timeout_ms, 1, 3600000);
-        e->idle_timeout_ms = get_int(v, t, tp, "idle_ms", e->idle_timeout_ms, 1, 3600000);
-        e->total_timeout_ms = get_int(v, t, tp, "total_ms", e->total_timeout_ms, 1, 86400000);
+        const char *tp = gw__cfg_join(v, path, "timeouts");
+        gw__cfg_check_keys(v, t, tp, tkeys);
+        e->connect_timeout_ms = gw__cfg_int(v, t, tp, "connect_ms", e->connect_timeout_ms, 1, 600000);
+        e->first_event_timeout_ms = gw__cfg_int(v, t, tp, "first_event_ms", e->first_event_timeout_ms, 1, 3600000);
+        e->idle_timeout_ms = gw__cfg_int(v, t, tp, "idle_ms", e->idle_timeout_ms, 1, 3600000);
+        e->total_timeout_ms = gw__cfg_int(v, t, tp, "total_ms", e->total_timeout_ms, 1, 86400000);
     }
 }
 
-static void parse_listen(struct vctx *v, gw_config_t *c, const char *s)
+static void parse_listen(gw_cfg_v_t *v, gw_config_t *c, const char *s)
 {
     const char *colon = strrchr(s, ':');
     if (!colon || colon == s) {
-        fail(v, "listen", "must be \"host:port\"");
+        gw__cfg_fail(v, "listen", "must be \"host:port\"");
         return;
     }
     /* Digits only: strtol alone would also take " 80", "+80" or "-0". */
     size_t ndig = strspn(colon + 1, "0123456789");
     long port = ndig > 0 && ndig <= 5 ? strtol(colon + 1, NULL, 10) : -1;
     if (port < 0 || colon[1 + ndig] != '\0' || port > 65535) {
-        fail(v, "listen", "port must be 0..65535");
+        gw__cfg_fail(v, "listen", "port must be 0..65535");
         return;
     }
     c->listen_host = gw_arena_strndup(v->a, s, (size_t)(colon - s));
@@ -444,32 +289,32 @@ static void parse_listen(struct vctx *v, gw_config_t *c, const char *s)
 
 /* Aliases and default_endpoint: an exact alias may not shadow an endpoint name or another
  * endpoint's exact alias (the answer would depend on the order); globs may overlap (first wins). */
-static void check_routing(struct vctx *v, gw_config_t *c, const gw_json_t *root)
+static void check_routing(gw_cfg_v_t *v, gw_config_t *c, const gw_json_t *root)
 {
     for (size_t x = 0; x < c->n_endpoints && !v->failed; x++) {
         const gw_endpoint_cfg_t *e = &c->endpoints[x];
         for (size_t k = 0; k < e->n_aliases && !v->failed; k++) {
             const char *al = e->aliases[k];
-            const char *ap = index_path(v, join(v, index_path(v, "endpoints", x), "aliases"), k);
+            const char *ap = gw__cfg_index(v, gw__cfg_join(v, gw__cfg_index(v, "endpoints", x), "aliases"), k);
             if (strchr(al, '*'))
                 continue;
             const gw_endpoint_cfg_t *named = gw_config_endpoint(c, al, strlen(al));
             if (named) {
-                fail(v, ap, "\"%s\" is already the name of an endpoint", al);
+                gw__cfg_fail(v, ap, "\"%s\" is already the name of an endpoint", al);
                 break;
             }
             /* Compare with every earlier alias only, so the second occurrence is the one named. */
             for (size_t y = 0; y <= x && !v->failed; y++)
                 for (size_t m = 0; m < c->endpoints[y].n_aliases && (y < x || m < k); m++)
                     if (strcmp(c->endpoints[y].aliases[m], al) == 0) {
-                        fail(v, ap, "duplicate alias \"%s\" (also on endpoints[%zu])", al, y);
+                        gw__cfg_fail(v, ap, "duplicate alias \"%s\" (also on endpoints[%zu])", al, y);
                         break;
                     }
         }
     }
-    c->default_endpoint = get_string(v, root, "", "default_endpoint", false, NULL);
+    c->default_endpoint = gw__cfg_string(v, root, "", "default_endpoint", false, NULL);
     if (c->default_endpoint && !gw_config_endpoint(c, c->default_endpoint, strlen(c->default_endpoint)))
-        fail(v, "default_endpoint", "\"%s\" is not an endpoint", c->default_endpoint);
+        gw__cfg_fail(v, "default_endpoint", "\"%s\" is not an endpoint", c->default_endpoint);
 }
 
 static void version_hash(const char *s, size_t n, char out[17])
@@ -484,7 +329,7 @@ static void version_hash(const char *s, size_t n, char out[17])
 
 /* The `tables` section. Every key keeps its default when absent; the sink decides which keys are
  * required (`dir` for jsonl; a DSN, from the file or $DATABASE_URL, for postgres). */
-static void parse_tables(struct vctx *v, const gw_json_t *root, gw_tables_cfg_t *tc)
+static void parse_tables(gw_cfg_v_t *v, const gw_json_t *root, gw_tables_cfg_t *tc)
 {
     tc->sink = GW_SINK_NONE;
     tc->flush_ms = 1000;
@@ -496,7 +341,7 @@ static void parse_tables(struct vctx *v, const gw_json_t *root, gw_tables_cfg_t 
     tc->spool_dir = "./var/spool";
     tc->spool_max_bytes = 1u << 30;
     tc->batch_rows = 500;
-    const gw_json_t *t = get_typed(v, root, "", "tables", GW_JSON_OBJECT, false);
+    const gw_json_t *t = gw__cfg_typed(v, root, "", "tables", GW_JSON_OBJECT, false);
     if (!t)
         return;
     static const char *const tkeys[] = {"sink",
@@ -514,9 +359,9 @@ static void parse_tables(struct vctx *v, const gw_json_t *root, gw_tables_cfg_t 
                                         "usage_table",
                                         "redact",
                                         NULL};
-    check_keys(v, t, "tables", tkeys);
-    const char *sink = get_string(v, t, "tables", "sink", true, "none");
-    tc->dsn = get_string(v, t, "tables", "dsn", false, NULL);
+    gw__cfg_check_keys(v, t, "tables", tkeys);
+    const char *sink = gw__cfg_string(v, t, "tables", "sink", true, "none");
+    tc->dsn = gw__cfg_string(v, t, "tables", "dsn", false, NULL);
     if (strcmp(sink, "jsonl") == 0) {
         tc->sink = GW_SINK_JSONL;
     } else if (strcmp(sink, "postgres") == 0) {
@@ -526,45 +371,45 @@ static void parse_tables(struct vctx *v, const gw_json_t *root, gw_tables_cfg_t 
             tc->dsn = env && *env ? gw_arena_strndup(v->a, env, strlen(env)) : NULL;
         }
         if (!tc->dsn)
-            fail(v, "tables.sink",
+            gw__cfg_fail(v, "tables.sink",
                  "\"postgres\" needs tables.dsn or the DATABASE_URL environment variable (other sinks: "
                  "\"jsonl\", \"none\")");
     } else if (strcmp(sink, "none") != 0) {
-        fail(v, "tables.sink", "must be \"jsonl\", \"postgres\" or \"none\"");
+        gw__cfg_fail(v, "tables.sink", "must be \"jsonl\", \"postgres\" or \"none\"");
     }
-    tc->dir = get_string(v, t, "tables", "dir", tc->sink == GW_SINK_JSONL, NULL);
-    tc->flush_ms = get_int(v, t, "tables", "flush_ms", 1000, 1, 600000);
-    tc->max_logged_request_bytes = get_size(v, t, "tables", "max_logged_request_bytes", 1048576, 0, 10485760);
-    tc->max_logged_response_bytes = get_size(v, t, "tables", "max_logged_response_bytes", 1048576, 0, 10485760);
-    tc->max_queue_bytes = get_size(v, t, "tables", "max_queue_bytes", 64 << 20, 1 << 16, 4e9);
+    tc->dir = gw__cfg_string(v, t, "tables", "dir", tc->sink == GW_SINK_JSONL, NULL);
+    tc->flush_ms = gw__cfg_int(v, t, "tables", "flush_ms", 1000, 1, 600000);
+    tc->max_logged_request_bytes = gw__cfg_size(v, t, "tables", "max_logged_request_bytes", 1048576, 0, 10485760);
+    tc->max_logged_response_bytes = gw__cfg_size(v, t, "tables", "max_logged_response_bytes", 1048576, 0, 10485760);
+    tc->max_queue_bytes = gw__cfg_size(v, t, "tables", "max_queue_bytes", 64 << 20, 1 << 16, 4e9);
     static const char *const fsyncs[] = {"none", "batch", "always", NULL};
-    tc->fsync = (gw_fsync_t)get_enum(v, t, "tables", "fsync", fsyncs, 0, "must be \"none\", \"batch\" or \"always\"");
-    tc->rotate_bytes = get_size(v, t, "tables", "rotate_bytes", 128 << 20, 4096, 1099511627776.0);
-    tc->spool_dir = get_string(v, t, "tables", "spool_dir", false, "./var/spool");
+    tc->fsync = (gw_fsync_t)gw__cfg_enum(v, t, "tables", "fsync", fsyncs, 0, "must be \"none\", \"batch\" or \"always\"");
+    tc->rotate_bytes = gw__cfg_size(v, t, "tables", "rotate_bytes", 128 << 20, 4096, 1099511627776.0);
+    tc->spool_dir = gw__cfg_string(v, t, "tables", "spool_dir", false, "./var/spool");
     if (!*tc->spool_dir)
-        fail(v, "tables.spool_dir", "must not be empty");
-    tc->spool_max_bytes = get_size(v, t, "tables", "spool_max_bytes", 1 << 30, 65536, 1099511627776.0);
-    tc->batch_rows = get_int(v, t, "tables", "batch_rows", 500, 1, 10000);
-    tc->usage_table = get_bool(v, t, "tables", "usage_table", tc->sink == GW_SINK_POSTGRES);
-    const gw_json_t *rd = get_typed(v, t, "tables", "redact", GW_JSON_ARRAY, false);
+        gw__cfg_fail(v, "tables.spool_dir", "must not be empty");
+    tc->spool_max_bytes = gw__cfg_size(v, t, "tables", "spool_max_bytes", 1 << 30, 65536, 1099511627776.0);
+    tc->batch_rows = gw__cfg_int(v, t, "tables", "batch_rows", 500, 1, 10000);
+    tc->usage_table = gw__cfg_bool(v, t, "tables", "usage_table", tc->sink == GW_SINK_POSTGRES);
+    const gw_json_t *rd = gw__cfg_typed(v, t, "tables", "redact", GW_JSON_ARRAY, false);
     if (rd && !v->failed) {
         if (rd->len > 64) {
-            fail(v, "tables.redact", "at most 64 paths");
+            gw__cfg_fail(v, "tables.redact", "at most 64 paths");
             return;
         }
         tc->n_redact = rd->len;
         tc->redact = gw_arena_calloc(v->a, sizeof(*tc->redact) * (rd->len ? rd->len : 1));
         size_t i = 0;
         for (const gw_json_t *x = rd->child; x; x = x->next, i++) {
-            const char *ip = index_path(v, "tables.redact", i);
+            const char *ip = gw__cfg_index(v, "tables.redact", i);
             if (x->type != GW_JSON_STRING) {
-                fail(v, ip, "must be a string");
+                gw__cfg_fail(v, ip, "must be a string");
                 return;
             }
             tc->redact[i] = gw_arena_strndup(v->a, x->str.base, x->str.len);
             const char *why = tb_redact_check(tc->redact[i]);
             if (why)
-                fail(v, ip, "%s", why);
+                gw__cfg_fail(v, ip, "%s", why);
         }
     }
 }
@@ -572,7 +417,7 @@ static void parse_tables(struct vctx *v, const gw_json_t *root, gw_tables_cfg_t 
 gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t errlen)
 {
     gw_arena_t *a = gw_arena_new();
-    struct vctx v = {.a = a, .err = err, .errlen = errlen};
+    gw_cfg_v_t v = {.a = a, .err = err, .errlen = errlen};
     gw_config_t *c = gw_arena_calloc(a, sizeof(*c));
     c->arena = a;
     gw_json_t *root;
@@ -582,49 +427,49 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
         goto fail;
     }
     if (root->type != GW_JSON_OBJECT) {
-        fail(&v, "(top level)", "must be an object");
+        gw__cfg_fail(&v, "(top level)", "must be an object");
         goto fail;
     }
     static const char *const keys[] = {"listen", "log_level",    "endpoints",        "tables",
                                        "limits", "retry_budget", "default_endpoint", "access_log", NULL};
-    check_keys(&v, root, "", keys);
-    parse_listen(&v, c, get_string(&v, root, "", "listen", false, "127.0.0.1:8080"));
-    c->log_level = get_string(&v, root, "", "log_level", false, "info");
+    gw__cfg_check_keys(&v, root, "", keys);
+    parse_listen(&v, c, gw__cfg_string(&v, root, "", "listen", false, "127.0.0.1:8080"));
+    c->log_level = gw__cfg_string(&v, root, "", "log_level", false, "info");
     if (strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") && strcmp(c->log_level, "warn") &&
         strcmp(c->log_level, "error"))
-        fail(&v, "log_level", "must be debug, info, warn or error");
-    c->access_log = get_string(&v, root, "", "access_log", false, "off");
+        gw__cfg_fail(&v, "log_level", "must be debug, info, warn or error");
+    c->access_log = gw__cfg_string(&v, root, "", "access_log", false, "off");
     if (!*c->access_log)
-        fail(&v, "access_log", "must be \"off\", \"stderr\" or a file path");
+        gw__cfg_fail(&v, "access_log", "must be \"off\", \"stderr\" or a file path");
 
-    const gw_json_t *eps = get_typed(&v, root, "", "endpoints", GW_JSON_ARRAY, true);
+    const gw_json_t *eps = gw__cfg_typed(&v, root, "", "endpoints", GW_JSON_ARRAY, true);
     if (eps && eps->len == 0)
-        fail(&v, "endpoints", "must list at least one endpoint");
+        gw__cfg_fail(&v, "endpoints", "must list at least one endpoint");
     if (eps && !v.failed) {
         c->n_endpoints = eps->len;
         c->endpoints = gw_arena_calloc(a, sizeof(*c->endpoints) * eps->len);
         size_t i = 0;
         for (const gw_json_t *e = eps->child; e; e = e->next, i++)
-            parse_endpoint(&v, e, index_path(&v, "endpoints", i), &c->endpoints[i]);
+            parse_endpoint(&v, e, gw__cfg_index(&v, "endpoints", i), &c->endpoints[i]);
         for (size_t x = 0; x < c->n_endpoints && !v.failed; x++)
             for (size_t t = 0; t < c->endpoints[x].n_traffic; t++) {
                 const char *tn = c->endpoints[x].traffic[t].endpoint;
                 const gw_endpoint_cfg_t *target = gw_config_endpoint(c, tn, strlen(tn));
                 if (!target || target == &c->endpoints[x] || target->n_traffic)
-                    fail(&v, join(&v, index_path(&v, join(&v, index_path(&v, "endpoints", x), "traffic"), t), "endpoint"),
+                    gw__cfg_fail(&v, gw__cfg_join(&v, gw__cfg_index(&v, gw__cfg_join(&v, gw__cfg_index(&v, "endpoints", x), "traffic"), t), "endpoint"),
                          "\"%s\" is not another endpoint with upstreams", tn);
             }
         for (size_t x = 0; x < c->n_endpoints && !v.failed; x++)
             for (size_t f = 0; f < c->endpoints[x].n_fallbacks; f++) {
                 const char *fn = c->endpoints[x].fallbacks[f];
                 if (!gw_config_endpoint(c, fn, strlen(fn)) || strcmp(fn, c->endpoints[x].name) == 0)
-                    fail(&v, index_path(&v, join(&v, index_path(&v, "endpoints", x), "fallbacks"), f),
+                    gw__cfg_fail(&v, gw__cfg_index(&v, gw__cfg_join(&v, gw__cfg_index(&v, "endpoints", x), "fallbacks"), f),
                          "\"%s\" is not another endpoint", fn);
             }
         for (size_t x = 0; x < c->n_endpoints && !v.failed; x++)
             for (size_t y = x + 1; y < c->n_endpoints; y++)
                 if (strcmp(c->endpoints[x].name, c->endpoints[y].name) == 0)
-                    fail(&v, index_path(&v, "endpoints", y), "duplicate endpoint name \"%s\"",
+                    gw__cfg_fail(&v, gw__cfg_index(&v, "endpoints", y), "duplicate endpoint name \"%s\"",
                          c->endpoints[y].name);
     }
 
@@ -634,12 +479,12 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
 
     c->retry_budget_ratio = 0.2;
     c->retry_budget_min = 3;
-    const gw_json_t *rb = get_typed(&v, root, "", "retry_budget", GW_JSON_OBJECT, false);
+    const gw_json_t *rb = gw__cfg_typed(&v, root, "", "retry_budget", GW_JSON_OBJECT, false);
     if (rb) {
         static const char *const rkeys[] = {"ratio", "min_concurrent", NULL};
-        check_keys(&v, rb, "retry_budget", rkeys);
-        c->retry_budget_ratio = get_number(&v, rb, "retry_budget", "ratio", 0.2, 0, 1, NULL);
-        c->retry_budget_min = get_int(&v, rb, "retry_budget", "min_concurrent", 3, 0, 100000);
+        gw__cfg_check_keys(&v, rb, "retry_budget", rkeys);
+        c->retry_budget_ratio = gw__cfg_number(&v, rb, "retry_budget", "ratio", 0.2, 0, 1, NULL);
+        c->retry_budget_min = gw__cfg_int(&v, rb, "retry_budget", "min_concurrent", 3, 0, 100000);
     }
 
     c->limits.max_body_bytes = 4u << 20;
@@ -652,22 +497,22 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
     c->limits.max_event_bytes = 1u << 20;
     c->limits.max_output_bytes = 64u << 20;
     c->limits.drain_timeout_ms = 30000;
-    const gw_json_t *l = get_typed(&v, root, "", "limits", GW_JSON_OBJECT, false);
+    const gw_json_t *l = gw__cfg_typed(&v, root, "", "limits", GW_JSON_OBJECT, false);
     if (l) {
         static const char *const lkeys[] = {"max_body_bytes",   "max_header_bytes",     "max_connections",
                                             "header_timeout_ms", "keepalive_timeout_ms", "sse_keepalive_ms", "write_timeout_ms",
                                             "max_event_bytes",  "max_output_bytes", "drain_timeout_ms", NULL};
-        check_keys(&v, l, "limits", lkeys);
-        c->limits.max_body_bytes = get_size(&v, l, "limits", "max_body_bytes", 4 << 20, 1, 1 << 30);
-        c->limits.max_header_bytes = get_size(&v, l, "limits", "max_header_bytes", 16384, 256, 1 << 20);
-        c->limits.max_connections = get_int(&v, l, "limits", "max_connections", 4096, 1, 1000000);
-        c->limits.header_timeout_ms = get_int(&v, l, "limits", "header_timeout_ms", 30000, 1, 3600000);
-        c->limits.keepalive_timeout_ms = get_int(&v, l, "limits", "keepalive_timeout_ms", 60000, 1, 3600000);
-        c->limits.sse_keepalive_ms = get_int(&v, l, "limits", "sse_keepalive_ms", 15000, 1, 3600000);
-        c->limits.write_timeout_ms = get_int(&v, l, "limits", "write_timeout_ms", 60000, 1, 3600000);
-        c->limits.max_event_bytes = get_size(&v, l, "limits", "max_event_bytes", 1 << 20, 1024, 1 << 30);
-        c->limits.max_output_bytes = get_size(&v, l, "limits", "max_output_bytes", 64 << 20, 1024, 1 << 30);
-        c->limits.drain_timeout_ms = get_int(&v, l, "limits", "drain_timeout_ms", 30000, 1, 3600000);
+        gw__cfg_check_keys(&v, l, "limits", lkeys);
+        c->limits.max_body_bytes = gw__cfg_size(&v, l, "limits", "max_body_bytes", 4 << 20, 1, 1 << 30);
+        c->limits.max_header_bytes = gw__cfg_size(&v, l, "limits", "max_header_bytes", 16384, 256, 1 << 20);
+        c->limits.max_connections = gw__cfg_int(&v, l, "limits", "max_connections", 4096, 1, 1000000);
+        c->limits.header_timeout_ms = gw__cfg_int(&v, l, "limits", "header_timeout_ms", 30000, 1, 3600000);
+        c->limits.keepalive_timeout_ms = gw__cfg_int(&v, l, "limits", "keepalive_timeout_ms", 60000, 1, 3600000);
+        c->limits.sse_keepalive_ms = gw__cfg_int(&v, l, "limits", "sse_keepalive_ms", 15000, 1, 3600000);
+        c->limits.write_timeout_ms = gw__cfg_int(&v, l, "limits", "write_timeout_ms", 60000, 1, 3600000);
+        c->limits.max_event_bytes = gw__cfg_size(&v, l, "limits", "max_event_bytes", 1 << 20, 1024, 1 << 30);
+        c->limits.max_output_bytes = gw__cfg_size(&v, l, "limits", "max_output_bytes", 64 << 20, 1024, 1 << 30);
+        c->limits.drain_timeout_ms = gw__cfg_int(&v, l, "limits", "drain_timeout_ms", 30000, 1, 3600000);
     }
     if (v.failed)
         goto fail;
