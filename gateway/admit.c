@@ -1,11 +1,191 @@
 #include "gateway/admit.h"
 
-int gw_admit(const gw_config_t *cfg, gw_req_t *r, const gw_route_t *route, gw_identity_t *who, gw_error_t *err)
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/log.h"
+#include "tables/row.h"
+
+
+/* What admission charged, kept in the request's arena until the call ends. */
+struct gw_rl_ticket {
+    gw_rl_plan_t plan;
+    gw_rl_verdict_t v;
+    const char *scope; /** refusal: rate_limit_scope */
+};
+
+struct gw_admit {
+    uv_loop_t *loop;
+    gw_auth_t *auth;
+    gw_rl_shm_t *shm;
+    bool own_shm;
+    const gw_config_t *cfg; /** last applied */
+    gw_metric_t *requests, *tokens, *limited;
+    char **named;           /** requesters with their own series (malloc'd), in order of first call */
+    size_t n_named;
+};
+
+static void collect_auth(gw_buf_t *b, void *ud)
+{
+    const gw_admit_t *ad = ud;
+    if (!ad->cfg || !ad->cfg->auth.enabled)
+        return;
+    gw_buf_appendf(b,
+                   "# HELP agate_auth_keys API keys in force (keys file).\n# TYPE agate_auth_keys gauge\n"
+                   "agate_auth_keys %zu\n"
+                   "# TYPE agate_auth_keys_reloads_total counter\nagate_auth_keys_reloads_total %llu\n"
+                   "# HELP agate_auth_keys_reload_failures_total Keys-file reads that failed (old keys kept).\n"
+                   "# TYPE agate_auth_keys_reload_failures_total counter\nagate_auth_keys_reload_failures_total %llu\n",
+                   gw_auth_keys_loaded(ad->auth), (unsigned long long)gw_auth_reloads(ad->auth),
+                   (unsigned long long)gw_auth_reload_failures(ad->auth));
+}
+
+gw_admit_t *gw_admit_new(uv_loop_t *loop, gw_metrics_t *m, gw_rl_shm_t *shm)
+{
+    gw_admit_t *ad = gw_xcalloc(1, sizeof(*ad));
+    ad->loop = loop;
+    ad->auth = gw_auth_new(loop);
+    ad->shm = shm;
+    if (!shm) {
+        ad->shm = gw_rl_shm_new(GW_RL_LOCAL_SLOTS);
+        ad->own_shm = true;
+    }
+    ad->requests = gw_metrics_counter(m, "agate_requester_requests_total",
+                                      "Routed requests by requester (auth on; bounded: the first "
+                                      "auth.metrics_requesters names, then \"other\").",
+                                      "requester");
+    ad->tokens = gw_metrics_counter(m, "agate_requester_tokens_total",
+                                    "Input + output tokens by requester (as in the usage table).", "requester");
+    ad->limited = gw_metrics_counter(m, "agate_rate_limited_total", "Requests refused by a rate limit, by rule key.",
+                                     "key");
+    gw_metrics_collector(m, collect_auth, ad);
+    return ad;
+}
+
+void gw_admit_configure(gw_admit_t *ad, const gw_config_t *cfg)
+{
+    ad->cfg = cfg;
+    gw_auth_configure(ad->auth, &cfg->auth);
+}
+
+void gw_admit_free(gw_admit_t *ad)
+{
+    if (!ad)
+        return;
+    gw_auth_free(ad->auth);
+    if (ad->own_shm)
+        gw_rl_shm_free(ad->shm);
+    for (size_t i = 0; i < ad->n_named; i++)
+        free(ad->named[i]);
+    free(ad->named);
+    free(ad);
+}
+
+int gw_admit_identify(gw_admit_t *ad, const gw_config_t *cfg, gw_req_t *r, gw_identity_t *who, gw_error_t *err)
+{
+    return gw_auth_identify(ad->auth, &cfg->auth, r, gw_req_arena(r), who, err);
+}
+
+static const char *rule_key_name(const char *scope)
+{
+    if (strncmp(scope, "group:", 6) == 0)
+        return "user_group";
+    if (strncmp(scope, "user:", 5) == 0)
+        return "user";
+    if (strncmp(scope, "service_principal:", 18) == 0)
+        return "service_principal";
+    return scope; /* endpoint, user_default */
+}
+
+/* Turn a verdict into the caller's answer: 0 admitted, or -1 with the 429 in err. */
+static int conclude(gw_admit_t *ad, gw_req_t *r, const gw_endpoint_cfg_t *ep, struct gw_rl_ticket *t,
+                    gw_error_t *err)
+{
+    if (t->v.ok)
+        return 0;
+    const gw_rl_bucket_t *b = &t->plan.b[t->v.refused];
+    t->scope = b->scope;
+    gw_metric_add(ad->limited, rule_key_name(b->scope), 1);
+    size_t n = strlen(b->scope) + strlen(ep->name) + 64;
+    char *msg = gw_arena_alloc(gw_req_arena(r), n);
+    snprintf(msg, n, "Exceeded %s rate limit for endpoint %s.", b->scope, ep->name);
+    int64_t secs = (t->v.retry_ms + 999) / 1000;
+    *err = (gw_error_t){.kind = GW_ERR_RATE_LIMIT, .message = msg, .retry_after = secs < 1 ? 1 : (int)secs};
+    return -1;
+}
+
+int gw_admit_endpoint(gw_admit_t *ad, const gw_config_t *cfg, gw_req_t *r, const gw_endpoint_cfg_t *ep,
+                      gw_identity_t *who, gw_error_t *err, gw_admit_cb cb, void *ud)
 {
     (void)cfg;
-    (void)r;
-    (void)route;
-    (void)err;
-    who->requester = NULL;
-    return 0;
+    (void)cb;
+    (void)ud;
+    /* §7.2 rule 7: limits count only callers allowed to query the endpoint, so access first. */
+    if (cfg->auth.enabled && !gw_auth_may_call(who, ep)) {
+        char *msg = gw_arena_alloc(gw_req_arena(r), 400);
+        snprintf(msg, 400, "requester '%s' may not query endpoint '%s'", who->requester ? who->requester : "?",
+                 ep->name);
+        *err = (gw_error_t){.kind = GW_ERR_PERMISSION_DENIED, .message = msg};
+        return -1;
+    }
+    if (!ep->n_rate_limits)
+        return 0;
+    struct gw_rl_ticket *t = gw_arena_calloc(gw_req_arena(r), sizeof(*t));
+    gw_rl_plan(ep, who->requester, who->groups, who->n_groups, &t->plan);
+    if (!t->plan.nb)
+        return 0;
+    who->ticket = t;
+    gw_rl_shm_admit(ad->shm, &t->plan, &t->v);
+    return conclude(ad, r, ep, t, err);
+}
+
+void gw_admit_cancel(gw_identity_t *who)
+{
+    (void)who;
+}
+
+const char *gw_admit_limit_scope(const gw_identity_t *who)
+{
+    return who->ticket ? who->ticket->scope : NULL;
+}
+
+/* Series label for a requester: its own for the first auth.metrics_requesters names seen (a name
+ * keeps its series for the process's life, so counters stay monotonic), then "other". */
+static const char *requester_label(gw_admit_t *ad, const char *requester, int max)
+{
+    if (!requester)
+        return "anonymous";
+    for (size_t i = 0; i < ad->n_named; i++)
+        if (strcmp(ad->named[i], requester) == 0)
+            return ad->named[i];
+    if (ad->n_named >= (size_t)max)
+        return "other";
+    ad->named = gw_xrealloc(ad->named, sizeof(*ad->named) * (ad->n_named + 1));
+    ad->named[ad->n_named] = gw_xstrndup(requester, strlen(requester));
+    return ad->named[ad->n_named++];
+}
+
+void gw_admit_observe(const gw_call_summary_t *s, void *ud)
+{
+    gw_admit_t *ad = ud;
+    if (!s->loggable)
+        return;
+    tb_tokens_t tk;
+    tb_row_tokens(s, &tk);
+    int64_t used = tk.source ? (tk.input > 0 ? tk.input : 0) + (tk.output > 0 ? tk.output : 0) : 0;
+    const struct gw_rl_ticket *t = s->rl_ticket;
+    if (t && t->v.ok && used > 0)
+        for (int set = 0; set < t->plan.ns; set++) {
+            const gw_rl_bucket_t *b = &t->plan.b[t->v.chosen[set]];
+            if (b->tokens)
+                gw_rl_shm_debit(ad->shm, b, used);
+        }
+    if (s->cfg->auth.enabled) {
+        const char *label = requester_label(ad, s->requester, s->cfg->auth.metrics_requesters);
+        gw_metric_add(ad->requests, label, 1);
+        if (used > 0)
+            gw_metric_add(ad->tokens, label, (uint64_t)used);
+    }
 }

@@ -30,6 +30,7 @@ struct gw_call {
     bool ka_open;
     int in_cb;             /** re-entrancy depth; freeing waits for 0 (STYLE.md §3) */
     bool admin, headers_sent, client_done, rejected;
+    bool admit_pending;    /** waiting for the rate-limit store's verdict (gateway/admit) */
     gw_buf_t error_body;   /** error JSON sent, for the table */
     const char *error_code, *error_message;
     bool dirty;            /** on ctx->dirty: flushed at the end of the current curl batch */
@@ -97,6 +98,10 @@ static void complete(gw_call_t *c)
     if (c->client_done)
         return;
     c->client_done = true;
+    if (c->admit_pending) {
+        gw_admit_cancel(&c->who);
+        c->admit_pending = false;
+    }
     if (c->d)
         gw_dispatch_client_done(c->d);
     uv_close((uv_handle_t *)&c->ka_timer, on_ka_closed);
@@ -117,6 +122,8 @@ static const char *common_headers(gw_call_t *c, const gw_error_t *e, bool sse)
         retry = 1;
     if (retry > 0)
         n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "Retry-After: %d\r\n", retry);
+    if (e && e->kind == GW_ERR_UNAUTHENTICATED) /* RFC 9110 §11.6.1: a 401 names its scheme */
+        n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "WWW-Authenticate: Bearer realm=\"agate\"\r\n");
     if (e && e->kind == GW_ERR_METHOD && c->route.allow)
         n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "Allow: %s\r\n", c->route.allow);
     return gw_arena_strndup(c->a, tmp, (size_t)n);
@@ -251,8 +258,13 @@ static void on_req_event(gw_req_t *r, gw_req_event_t ev, void *ud)
     } else if (ev == GW_REQ_EV_SHUTDOWN && !c->client_done) {
         /* Drain bound passed: end the answer properly (terminal event, or 503 before commit). */
         gw_log(GW_LOG_INFO, c->request_id, "event=call_ended reason=shutdown");
-        gw_stream_fail(c->stream, &(gw_error_t){.kind = GW_ERR_UNAVAILABLE, .message = "gateway is shutting down"});
-        flush(c);
+        gw_error_t e = {.kind = GW_ERR_UNAVAILABLE, .message = "gateway is shutting down"};
+        if (c->stream) {
+            gw_stream_fail(c->stream, &e);
+            flush(c);
+        } else {
+            reject(c, &e); /* still waiting for its rate-limit verdict */
+        }
     }
     c->in_cb--;
     maybe_free(c);
@@ -275,6 +287,10 @@ static void summarize(const gw_call_t *c, gw_call_summary_t *s)
     memset(s, 0, sizeof(*s));
     s->request_id = c->request_id;
     s->requester = c->who.requester;
+    s->requester_groups = c->who.groups;
+    s->n_requester_groups = c->who.n_groups;
+    s->rate_limit_scope = gw_admit_limit_scope(&c->who);
+    s->rl_ticket = c->who.ticket;
     s->loggable = !c->admin;
     s->route = c->route.kind;
     s->cfg = c->cfg;
@@ -413,11 +429,14 @@ static bool phase_route(gw_call_t *c)
     return true;
 }
 
+/* admit, identity step: who calls (401 here); what they may do needs the endpoint (phase_limit). */
 static bool phase_admit(gw_call_t *c)
 {
     gw_error_t err = {0};
-    if (gw_admit(c->cfg, c->r, &c->route, &c->who, &err) == 0)
+    if (gw_admit_identify(c->ctx->admit, c->cfg, c->r, &c->who, &err) == 0)
         return true;
+    if (is_dbx(c)) /* the path names the endpoint: charge the row to it */
+        c->routed = gw_config_endpoint(c->cfg, c->route.endpoint.base, c->route.endpoint.len);
     reject(c, &err);
     return false;
 }
@@ -430,6 +449,38 @@ static bool phase_resolve(gw_call_t *c)
     if (rc == 0)
         return true;
     reject(c, &err);
+    return false;
+}
+
+static void phase_dispatch(gw_call_t *c);
+
+static void on_admitted(void *ud, const gw_error_t *err)
+{
+    gw_call_t *c = ud;
+    c->admit_pending = false;
+    c->in_cb++;
+    if (err)
+        reject(c, err);
+    else
+        phase_dispatch(c);
+    c->in_cb--;
+    maybe_free(c);
+}
+
+/* admit, endpoint step: access (403) and rate limits (429) of the endpoint resolve found. True to
+ * dispatch now; false when answered, or when the Redis store's verdict is pending (on_admitted). */
+static bool phase_limit(gw_call_t *c)
+{
+    gw_error_t err = {0};
+    int rc = gw_admit_endpoint(c->ctx->admit, c->cfg, c->r, c->res.routed, &c->who, &err, on_admitted, c);
+    if (rc == 0)
+        return true;
+    if (rc < 0) {
+        reject(c, &err);
+        return false;
+    }
+    c->admit_pending = true;
+    gw_req_set_event_cb(c->r, on_req_event, c); /* the client may leave while we wait */
     return false;
 }
 
@@ -470,7 +521,7 @@ static void phase_dispatch(gw_call_t *c)
 /* The phase order, in one place. Each phase either passes the call on or answers it. */
 static void run_phases(gw_call_t *c)
 {
-    if (phase_route(c) && phase_admit(c) && phase_resolve(c))
+    if (phase_route(c) && phase_admit(c) && phase_resolve(c) && phase_limit(c))
         phase_dispatch(c); /* render and finish follow from upstream and client events */
 }
 

@@ -1,8 +1,9 @@
 /* gw_call: one client request from routing to its table row. The call object owns the request's
  * life and runs its phases in a fixed order (see run_phases in call.c):
- *   route -> admit -> resolve -> dispatch -> render -> finish
- * route answers admin routes (gateway/admin); admit decides who calls (gateway/admit); resolve
- * parses and picks the endpoint (gateway/resolve); dispatch runs the upstream attempts
+ *   route -> admit (identity) -> resolve -> admit (access, rate limits) -> dispatch -> render -> finish
+ * route answers admin routes (gateway/admin); admit decides who calls and, once resolve has
+ * parsed the body and picked the endpoint (gateway/resolve), whether they may call it now
+ * (gateway/admit); dispatch runs the upstream attempts
  * (gateway/dispatch); render is gateway/stream feeding the client; finish hands one summary to
  * every observer registered on the context (tables/row, gateway/admin's counters, ...). */
 #ifndef GW_CALL_H

@@ -173,6 +173,8 @@ static void parse_endpoint(gw_cfg_v_t *v, const gw_json_t *o, const char *path, 
                                        "hosted_tools",
                                        "system_messages",
                                        "reasoning_passback",
+                                       "allow",
+                                       "rate_limits",
                                        NULL};
     if (o->type != GW_JSON_OBJECT) {
         gw__cfg_fail(v, path, "must be an object");
@@ -198,6 +200,7 @@ static void parse_endpoint(gw_cfg_v_t *v, const gw_json_t *o, const char *path, 
     if (e->sampling_rate <= 0.0)
         gw__cfg_fail(v, gw__cfg_join(v, path, "sampling_rate"), "must be in (0, 1]");
     parse_tool_policies(v, o, path, e);
+    gw__cfg_parse_access(v, o, path, e); /* allow + rate_limits: config_auth.c, config_limits.c */
 
     const gw_json_t *tr = gw__cfg_typed(v, o, path, "traffic", GW_JSON_ARRAY, false);
     if (tr && !v->failed) {
@@ -431,7 +434,8 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
         goto fail;
     }
     static const char *const keys[] = {"listen", "log_level",    "endpoints",        "tables",
-                                       "limits", "retry_budget", "default_endpoint", "access_log", NULL};
+                                       "limits", "retry_budget", "default_endpoint", "access_log",
+                                       "auth",   "rate_limits_store", "test_only_rate_limit_period_ms", NULL};
     gw__cfg_check_keys(&v, root, "", keys);
     parse_listen(&v, c, gw__cfg_string(&v, root, "", "listen", false, "127.0.0.1:8080"));
     c->log_level = gw__cfg_string(&v, root, "", "log_level", false, "info");
@@ -476,6 +480,7 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
     if (!v.failed)
         check_routing(&v, c, root);
     parse_tables(&v, root, &c->tables);
+    gw__cfg_parse_auth(&v, root, c); /* auth, rate_limits_store: config_auth.c, config_limits.c */
 
     c->retry_budget_ratio = 0.2;
     c->retry_budget_min = 3;

@@ -41,6 +41,16 @@ typedef struct {
     double value;
 } gw_opt_num_t;
 
+/** One rate-limit rule of an endpoint (INFERENCE_TABLES.md §7.2). */
+typedef enum { GW_RL_ENDPOINT = 0, GW_RL_USER, GW_RL_USER_GROUP, GW_RL_SERVICE_PRINCIPAL } gw_rl_key_t;
+typedef struct {
+    gw_rl_key_t key;
+    const char *principal; /** NULL for the endpoint rule and the per-user default */
+    int64_t calls, tokens; /** per period; 0 = that dimension is not limited by this rule */
+    int64_t period_ms;     /** minute 60000, hour 3600000 (scaled by test_only_rate_limit_period_ms) */
+    const char *scope;     /** rate_limit_scope: endpoint, user_default, user:<p>, group:<p>, service_principal:<p> */
+} gw_rl_rule_t;
+
 typedef struct {
     const char *name;
     gw_adapter_kind_t adapter;
@@ -73,7 +83,39 @@ typedef struct {
     gw_hosted_tools_t hosted_tools;   /** default drop */
     gw_sysmsg_t system_messages;      /** default merge */
     gw_passback_t reasoning_passback; /** default none */
+    bool has_allow;                   /** `allow` given: only these requesters and groups may call */
+    const char **allow_requesters, **allow_groups;
+    size_t n_allow_requesters, n_allow_groups;
+    gw_rl_rule_t *rate_limits;        /** at most 20, at most 5 user_group */
+    size_t n_rate_limits;
 } gw_endpoint_cfg_t;
+
+/** A CIDR block: family AF_INET (4 address bytes) or AF_INET6 (16), network order. */
+typedef struct {
+    int family;
+    uint8_t addr[16];
+    int bits;
+} gw_cidr_t;
+
+/** The `auth` block (gateway/auth); absent = off, every caller anonymous. */
+typedef struct {
+    bool enabled;
+    const char *keys_file;             /** JSON lines of key hashes (gateway/keys.h); NULL = no API keys */
+    int keys_poll_ms;                  /** check the keys file for changes this often, default 1000 */
+    const char *trusted_header;        /** identity set by a fronting proxy, e.g. X-Forwarded-User; NULL = off */
+    const char *trusted_groups_header; /** comma-separated groups from that proxy; NULL = none */
+    gw_cidr_t *trusted_proxies;        /** the only peers whose trusted headers count */
+    size_t n_trusted_proxies;
+    int metrics_requesters;            /** requesters with their own /metrics series, then "other"; default 20 */
+} gw_auth_cfg_t;
+
+/** `rate_limits_store`: where buckets live. No redis = shared memory of this process's workers. */
+typedef struct {
+    const char *redis_host; /** NULL = local */
+    int redis_port;
+    bool deny_on_error;     /** on_error "deny": 503 while Redis is unreachable; default "allow" */
+    int deadline_ms;        /** Redis answer deadline per admission, default 50 */
+} gw_rl_store_cfg_t;
 
 typedef enum { GW_SINK_NONE = 0, GW_SINK_JSONL, GW_SINK_POSTGRES } gw_sink_kind_t;
 /** When written rows are forced to stable storage (JSONL files and the postgres spool). */
@@ -123,6 +165,9 @@ typedef struct gw_config {
     double retry_budget_ratio;     /** retries in flight <= max(min, ratio x requests in flight); 0.2 */
     int retry_budget_min;          /** 3 */
     const char *default_endpoint;  /** serves any model name nothing else matches; NULL = off */
+    gw_auth_cfg_t auth;
+    gw_rl_store_cfg_t rl_store;
+    int64_t test_rate_limit_period_ms; /** test-only: a minute lasts this long (an hour 60x); 0 = real time */
     char version[17]; /** hash of the file bytes, hex */
     int64_t loaded_unix; /** when this config was parsed (unix s): `created` of /v1/models */
 } gw_config_t;

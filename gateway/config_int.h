@@ -34,4 +34,15 @@ const gw_json_t *gw__cfg_typed(gw_cfg_v_t *v, const gw_json_t *obj, const char *
 int gw__cfg_enum(gw_cfg_v_t *v, const gw_json_t *o, const char *path, const char *key, const char *const *words,
                  int def, const char *msg);
 
+/* Block parsers with a one-line hook in config.c. */
+/** Endpoint keys `allow` (config_auth.c) and `rate_limits` (config_limits.c). */
+void gw__cfg_parse_access(gw_cfg_v_t *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e);
+void gw__cfg_parse_rate_limits(gw_cfg_v_t *v, const gw_json_t *o, const char *path, gw_endpoint_cfg_t *e);
+/** Top-level `auth` (config_auth.c), then `rate_limits_store` and the test-only period (config_limits.c). */
+void gw__cfg_parse_auth(gw_cfg_v_t *v, const gw_json_t *root, gw_config_t *c);
+void gw__cfg_parse_rl_store(gw_cfg_v_t *v, const gw_json_t *root, gw_config_t *c);
+/** A string array of identity names (gw_keys_valid_name) at obj[key]; NULL list when absent. */
+const char **gw__cfg_names(gw_cfg_v_t *v, const gw_json_t *obj, const char *path, const char *key, size_t max,
+                           size_t *n);
+
 #endif

@@ -36,6 +36,11 @@ static const struct row rows[GW_ERR__COUNT] = {
     [GW_ERR_UPSTREAM_CONFIG] = {502, "server_error", "upstream_config", "INTERNAL_ERROR", 500, "server_error"},
     [GW_ERR_RATE_LIMIT] = {429, "rate_limit_error", "rate_limit_exceeded", "REQUEST_LIMIT_EXCEEDED", 429,
                            "rate_limit_exceeded"},
+    /* OpenAI answers a bad key with 401 invalid_request_error / invalid_api_key. */
+    [GW_ERR_UNAUTHENTICATED] = {401, "invalid_request_error", "invalid_api_key", "UNAUTHENTICATED", 401,
+                                "server_error"},
+    [GW_ERR_PERMISSION_DENIED] = {403, "invalid_request_error", "permission_denied", "PERMISSION_DENIED", 403,
+                                  "server_error"},
     [GW_ERR_UPSTREAM] = {502, "server_error", "upstream_error", "INTERNAL_ERROR", 500, "server_error"},
     [GW_ERR_UNAVAILABLE] = {503, "server_error", "upstream_unavailable", "TEMPORARILY_UNAVAILABLE", 503,
                             "server_error"},

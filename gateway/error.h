@@ -28,6 +28,8 @@ typedef enum {
     GW_ERR_UPSTREAM_BAD_REQUEST,
     GW_ERR_UPSTREAM_CONFIG,
     GW_ERR_RATE_LIMIT,
+    GW_ERR_UNAUTHENTICATED,   /* missing, unknown or expired API key (gateway/auth) */
+    GW_ERR_PERMISSION_DENIED, /* known caller without access to the endpoint */
     GW_ERR_UPSTREAM,          /* upstream 5xx or bad upstream data */
     GW_ERR_UNAVAILABLE,       /* no replica, connect refused/reset, overload */
     GW_ERR_TIMEOUT,           /* upstream connect/idle/total timeout */

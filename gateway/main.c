@@ -11,7 +11,12 @@
 #include <string.h>
 #include <uv.h>
 
+#include "gateway/auth.h"
 #include "gateway/config.h"
+#include "gateway/id.h"
+#include "gateway/keys.h"
+#include "gateway/ratelimit.h"
+#include "gateway/sha256.h"
 #include "gateway/log.h"
 #include "gateway/proxy.h"
 #include "gateway/server.h"
@@ -33,6 +38,7 @@ static const char default_config[] =
 static const char usage[] =
     "usage: agate [--config FILE] [--workers N] [--log-level debug|info|warn|error]\n"
     "       agate --check-config FILE\n"
+    "       agate --new-key NAME [--group G]...\n"
     "       agate --help | --version\n"
     "\n"
     "An event-driven gateway: the OpenAI Responses API (/v1/responses) and the Databricks\n"
@@ -48,10 +54,40 @@ static const char usage[] =
     "  --workers N          N worker processes (1..64, default 1), each one event loop, sharing\n"
     "                       the listening socket; the parent restarts a worker that dies\n"
     "  --log-level LEVEL    override the config's log_level\n"
+    "  --new-key NAME       print a new random API key for requester NAME (line 1) and the line to\n"
+    "                       add to the keys file (auth.keys_file; line 2: only the key's SHA-256);\n"
+    "                       the key is shown once and never stored. --group G (repeatable) adds a\n"
+    "                       group to the line\n"
     "  --help, --version\n"
     "\n"
     "Signals: SIGTERM/SIGINT drain in-flight requests and flush tables, then exit;\n"
-    "SIGHUP reloads the config file (requests in flight keep the old one).\n";
+    "SIGHUP reloads the config file and the keys file (requests in flight keep the old config).\n";
+
+/* --new-key: 32 random bytes from the CSPRNG as "agk_" + 64 hex; the keys-file line holds only
+ * the hash. Nothing is written anywhere but stdout. */
+static int new_key(const char *name, const char **groups, int n_groups)
+{
+    if (!gw_keys_valid_name(name, strlen(name))) {
+        fprintf(stderr, "agate: --new-key NAME must be 1..256 printable bytes without quotes\n");
+        return 2;
+    }
+    uint8_t raw[32], sha[32];
+    gw_id_random(raw, sizeof(raw));
+    char key[4 + 65], hex[65];
+    memcpy(key, "agk_", 4);
+    gw_sha256_hex(raw, key + 4);
+    gw_sha256(key, strlen(key), sha);
+    gw_sha256_hex(sha, hex);
+    printf("%s\n{\"key_sha256\":\"%s\",\"requester\":\"%s\"", key, hex, name);
+    if (n_groups) {
+        printf(",\"groups\":[");
+        for (int i = 0; i < n_groups; i++)
+            printf("%s\"%s\"", i ? "," : "", groups[i]);
+        printf("]");
+    }
+    printf("}\n");
+    return 0;
+}
 
 struct app {
     uv_loop_t *loop;
@@ -262,11 +298,15 @@ int main(int argc, char **argv)
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'v'},
+                                         {"new-key", required_argument, NULL, 'n'},
+                                         {"group", required_argument, NULL, 'g'},
                                          {NULL, 0, NULL, 0}};
-    const char *check = NULL;
+    const char *check = NULL, *key_name = NULL;
+    const char *groups[64];
+    int n_groups = 0;
     int o;
     int workers = 1;
-    while ((o = getopt_long(argc, argv, "c:k:l:w:hv", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "c:k:l:w:n:g:hv", opts, NULL)) != -1) {
         switch (o) {
         case 'w':
             workers = atoi(optarg);
@@ -277,6 +317,16 @@ int main(int argc, char **argv)
             break;
         case 'c':
             a.config_path = optarg;
+            break;
+        case 'n':
+            key_name = optarg;
+            break;
+        case 'g':
+            if (n_groups == 64 || !gw_keys_valid_name(optarg, strlen(optarg))) {
+                fprintf(stderr, "agate: --group: at most 64 names of 1..256 printable bytes without quotes\n");
+                return 2;
+            }
+            groups[n_groups++] = optarg;
             break;
         case 'k':
             check = optarg;
@@ -306,9 +356,19 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (key_name)
+        return new_key(key_name, groups, n_groups);
+    if (n_groups) {
+        fprintf(stderr, "agate: --group goes with --new-key\n");
+        return 2;
+    }
     char err[512];
     if (check) {
         gw_config_t *c = gw_config_load(check, err, sizeof(err));
+        if (c && gw_auth_check(&c->auth, err, sizeof(err)) < 0) {
+            gw_config_free(c);
+            c = NULL;
+        }
         if (!c) {
             fprintf(stderr, "%s\n", err);
             return 1;
@@ -319,11 +379,17 @@ int main(int argc, char **argv)
     }
     a.cfg = a.config_path ? gw_config_load(a.config_path, err, sizeof(err))
                           : gw_config_parse(default_config, sizeof(default_config) - 1, err, sizeof(err));
-    if (!a.cfg) {
+    if (!a.cfg || gw_auth_check(&a.cfg->auth, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
     apply_log_level(&a);
+    /* Rate-limit buckets every worker of this process shares: mapped before any fork. */
+    gw_rl_shm_t *rl_shm = gw_rl_shm_new(GW_RL_LOCAL_SLOTS);
+    if (!rl_shm) {
+        fprintf(stderr, "agate: cannot map the rate-limit table\n");
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     int listen_fd = -1, port = 0, worker = 0;
     if (workers > 1) {
@@ -369,7 +435,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    a.proxy = gw_proxy_new(a.loop, a.cfg, a.sink);
+    a.proxy = gw_proxy_new(a.loop, a.cfg, a.sink, rl_shm);
     a.alog = gw_alog_new(a.loop, a.cfg->access_log, err, sizeof(err));
     if (!a.alog && err[0]) {
         fprintf(stderr, "agate: %s\n", err);
@@ -419,6 +485,7 @@ int main(int argc, char **argv)
         gw_config_free(a.old_cfgs[i]);
     free(a.old_cfgs);
     gw_config_free(a.cfg);
+    gw_rl_shm_free(rl_shm);
     gw_log(GW_LOG_INFO, NULL, "event=exit");
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "gateway/admin.h"
+#include "gateway/admit.h"
 #include "gateway/call.h"
 #include "gateway/dispatch.h"
 #include "gateway/log.h"
@@ -26,7 +27,7 @@ static void add_observer(gw_ctx_t *ctx, gw_call_observer_cb cb, void *ud)
         ctx->observers[ctx->n_observers++] = (gw_ctx_observer_t){cb, ud};
 }
 
-gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sink)
+gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sink, gw_rl_shm_t *rl_shm)
 {
     gw_proxy_t *p = gw_xcalloc(1, sizeof(*p));
     gw_ctx_t *ctx = &p->ctx;
@@ -51,12 +52,15 @@ gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sin
     ctx->metrics = gw_metrics_new();
     gw_admin_register_metrics(ctx);
     gw_admin_touch_endpoints(ctx);
+    ctx->admit = gw_admit_new(loop, ctx->metrics, rl_shm);
+    gw_admit_configure(ctx->admit, cfg);
     /* Finish observers, in the order they see each call. */
     if (sink) {
         p->rows = tb_row_writer_new(sink);
         add_observer(ctx, tb_row_observe, p->rows);
     }
     add_observer(ctx, gw_admin_observe, ctx);
+    add_observer(ctx, gw_admit_observe, ctx->admit);
     return p;
 }
 
@@ -84,6 +88,7 @@ void gw_proxy_free(gw_proxy_t *p)
         gw_pool_free(ctx->retired[i]);
     free(ctx->retired);
     tb_row_writer_free(p->rows);
+    gw_admit_free(ctx->admit);
     gw_metrics_free(ctx->metrics);
     gw_arena_free(ctx->scratch);
     uv_close((uv_handle_t *)&ctx->kick, on_proxy_closed); /* p is freed with its last handle */
@@ -105,6 +110,7 @@ void gw_proxy_set_config(gw_proxy_t *p, const gw_config_t *cfg)
     ctx->cfg = cfg;
     ctx->pool = gw_pool_new(ctx->loop, ctx->up, cfg);
     gw_admin_touch_endpoints(ctx);
+    gw_admit_configure(ctx->admit, cfg);
 }
 
 static void collect_alog(gw_buf_t *b, void *ud)

@@ -8,13 +8,15 @@
 
 #include "gateway/access_log.h"
 #include "gateway/config.h"
+#include "gateway/ratelimit.h"
 #include "gateway/server.h"
 #include "tables/sink.h"
 
 typedef struct gw_proxy gw_proxy_t;
 
-/** sink may be NULL (tables off). cfg must outlive the requests that start under it. */
-gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sink);
+/** sink may be NULL (tables off). cfg must outlive the requests that start under it. rl_shm: the
+ * rate-limit buckets shared by this process's workers (mapped before fork), NULL = private. */
+gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sink, gw_rl_shm_t *rl_shm);
 void gw_proxy_free(gw_proxy_t *p);
 /** gw_req_handler_cb for gw_server. */
 void gw_proxy_handle(gw_req_t *r, void *proxy);

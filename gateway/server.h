@@ -67,6 +67,8 @@ gw_str_t gw_req_method(const gw_req_t *r);
 /** Path without the query string. */
 gw_str_t gw_req_path(const gw_req_t *r);
 gw_str_t gw_req_header(const gw_req_t *r, const char *name);
+/** How many times the header occurs (case-insensitive name). */
+size_t gw_req_header_count(const gw_req_t *r, const char *name);
 gw_str_t gw_req_body(const gw_req_t *r);
 /** Bytes of body received (may exceed what was kept when the body was too large). */
 size_t gw_req_body_bytes(const gw_req_t *r);

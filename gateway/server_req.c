@@ -284,6 +284,14 @@ gw_str_t gw_req_header(const gw_req_t *r, const char *name)
     return GW_STR_NULL;
 }
 
+size_t gw_req_header_count(const gw_req_t *r, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_hdrs; i++)
+        n += gw_str_ieq(r->hdrs[i].name, name);
+    return n;
+}
+
 gw_str_t gw_req_body(const gw_req_t *r)
 {
     return gw_buf_str(&r->body);

@@ -25,7 +25,11 @@ typedef struct {
 
 typedef struct {
     const char *request_id;         /** UUIDv7, also databricks_request_id */
-    const char *requester;          /** NULL until identity is configured */
+    const char *requester;          /** NULL = anonymous (auth off, or refused before identification) */
+    const char *const *requester_groups; /** the caller's groups (gateway/auth) */
+    size_t n_requester_groups;
+    const char *rate_limit_scope;   /** a gateway 429: which limit fired (INFERENCE_TABLES.md §2.2) */
+    const struct gw_rl_ticket *rl_ticket; /** rate-limit charges to settle at the end (gateway/admit) */
     bool loggable;                  /** false for admin routes: never a table row */
     gw_route_kind_t route;
     const gw_config_t *cfg;         /** the config the call ran under */

@@ -55,6 +55,17 @@ static void kv_cstr(gw_buf_t *o, const char *k, const char *v)
     kv_str(o, k, v ? gw_str(v) : GW_STR_NULL);
 }
 
+static void kv_names(gw_buf_t *o, const char *k, const char *const *v, size_t n)
+{
+    gw_buf_appendf(o, ",\"%s\":[", k);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            gw_buf_append(o, ",", 1);
+        gw_json_quote(o, gw_str(v[i]));
+    }
+    gw_buf_append(o, "]", 1);
+}
+
 static void kv_int(gw_buf_t *o, const char *k, int64_t v, bool present)
 {
     if (present)
@@ -159,13 +170,7 @@ void tb_rec_serialize(const tb_rec_t *r, const tb_limits_t *lim, gw_buf_t *o)
     gw_buf_append_cstr(o, ",\"attempts\":");
     gw_buf_append_str(o, r->attempts.base ? r->attempts : GW_STR_LIT("[]"));
     kv_bool(o, "fallback_used", r->fallback_used);
-    gw_buf_append_cstr(o, ",\"dropped_tools\":[");
-    for (size_t i = 0; i < r->n_dropped_tools; i++) {
-        if (i)
-            gw_buf_append(o, ",", 1);
-        gw_json_quote(o, gw_str(r->dropped_tools[i]));
-    }
-    gw_buf_append(o, "]", 1);
+    kv_names(o, "dropped_tools", r->dropped_tools, r->n_dropped_tools);
     kv_cstr(o, "gateway_instance", r->gateway_instance);
     kv_cstr(o, "config_version", r->config_version);
     kv_int(o, "total_duration_ms", r->total_duration_ms, true);
@@ -179,6 +184,7 @@ void tb_rec_serialize(const tb_rec_t *r, const tb_limits_t *lim, gw_buf_t *o)
     if (em.len > 4096)
         em.len = 4096;
     kv_str(o, "error_message", em);
+    kv_cstr(o, "rate_limit_scope", r->rate_limit_scope);
     kv_int(o, "input_tokens", r->input_tokens, r->has_tokens);
     kv_int(o, "output_tokens", r->output_tokens, r->has_tokens);
     kv_int(o, "cached_input_tokens", r->cached_input_tokens, r->has_tokens);
@@ -188,6 +194,7 @@ void tb_rec_serialize(const tb_rec_t *r, const tb_limits_t *lim, gw_buf_t *o)
     kv_int(o, "response_bytes", (int64_t)r->response.len, r->response.base != NULL);
     usage_context(o, r->usage_context);
     kv_bool(o, "redacted", r->redacted);
+    kv_names(o, "requester_groups", r->requester_groups, r->n_requester_groups);
     gw_buf_append_cstr(o, "}\n");
 }
 
@@ -222,5 +229,7 @@ void tb_rec_serialize_usage(const tb_rec_t *r, int64_t input_chars, int64_t outp
     kv_int(o, "attempt_count", r->attempt_count, true);
     kv_bool(o, "fallback_used", r->fallback_used);
     kv_cstr(o, "finish_status", r->finish_status);
+    kv_cstr(o, "rate_limit_scope", r->rate_limit_scope);
+    kv_names(o, "requester_groups", r->requester_groups, r->n_requester_groups);
     gw_buf_append_cstr(o, "}\n");
 }

@@ -26,6 +26,9 @@ typedef struct {
     bool response_partial;
     const char *served_entity_id;  /** NULL = null */
     const char *requester;
+    const char *const *requester_groups; /** [ext] the caller's groups (gateway/auth) */
+    size_t n_requester_groups;
+    const char *rate_limit_scope;        /** gateway 429: the limit that fired; NULL = null */
     const char *endpoint_name;
     const char *front_route;       /** "responses" / "invocations" / NULL */
     const char *served_entity_name;

@@ -47,6 +47,22 @@ static size_t prompt_chars(const gw_request_t *req)
     return n;
 }
 
+void tb_row_tokens(const gw_call_summary_t *s, tb_tokens_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    if (s->usage && s->usage->present) {
+        t->input = s->usage->input;
+        t->output = s->usage->output;
+        t->cached = s->usage->cached;
+        t->reasoning = s->usage->reasoning;
+        t->source = "upstream";
+    } else if (s->dispatch_ns && s->req_parsed) {
+        t->input = (int64_t)(prompt_chars(s->req) + 1) / 4;
+        t->output = ((s->output_chars > 0 ? s->output_chars : 0) + 1) / 4;
+        t->source = "estimated";
+    }
+}
+
 static void attempts_json(const gw_call_summary_t *s, gw_buf_t *out)
 {
     gw_jgen_t *j = gw_jgen_new(out);
@@ -78,6 +94,9 @@ static void fill(const gw_call_summary_t *s, char entity_id[33], tb_rec_t *rec)
     rec->request_time_us = s->start_unix_us;
     rec->client_request_id = s->client_request_id;
     rec->requester = s->requester;
+    rec->requester_groups = s->requester_groups;
+    rec->n_requester_groups = s->n_requester_groups;
+    rec->rate_limit_scope = s->rate_limit_scope;
     rec->status_code = s->status ? s->status : 499;
     rec->sampling_fraction = s->served ? s->served->sampling_rate : 1.0;
     rec->execution_duration_ms =
@@ -113,19 +132,14 @@ static void fill(const gw_call_summary_t *s, char entity_id[33], tb_rec_t *rec)
     rec->finish_status = s->finish_status;
     rec->error_code = s->error_code;
     rec->error_message = s->error_message;
-    if (s->usage && s->usage->present) {
-        rec->has_tokens = true;
-        rec->input_tokens = s->usage->input;
-        rec->output_tokens = s->usage->output;
-        rec->cached_input_tokens = s->usage->cached;
-        rec->reasoning_tokens = s->usage->reasoning;
-        rec->token_count_source = "upstream";
-    } else if (s->dispatch_ns && s->req_parsed) {
-        rec->has_tokens = true;
-        rec->input_tokens = (int64_t)(prompt_chars(s->req) + 1) / 4;
-        rec->output_tokens = ((s->output_chars > 0 ? s->output_chars : 0) + 1) / 4;
-        rec->token_count_source = "estimated";
-    }
+    tb_tokens_t t;
+    tb_row_tokens(s, &t);
+    rec->has_tokens = t.source != NULL;
+    rec->input_tokens = t.input;
+    rec->output_tokens = t.output;
+    rec->cached_input_tokens = t.cached;
+    rec->reasoning_tokens = t.reasoning;
+    rec->token_count_source = t.source;
     rec->usage_context = s->req->usage_context;
 }
 

@@ -14,4 +14,13 @@ void tb_row_writer_free(tb_row_writer_t *w);
 /** gw_call_observer_cb; ud is the tb_row_writer_t. */
 void tb_row_observe(const gw_call_summary_t *s, void *ud);
 
+/** Token counts of a call, as the tables write them (INFERENCE_TABLES.md §7.4): the upstream's
+ * usage, else the (chars + 1) / 4 estimate for a dispatched call; source NULL = none. Rate
+ * limits debit the same numbers (§7.2). */
+typedef struct {
+    int64_t input, output, cached, reasoning;
+    const char *source; /** "upstream", "estimated" or NULL */
+} tb_tokens_t;
+void tb_row_tokens(const gw_call_summary_t *s, tb_tokens_t *t);
+
 #endif

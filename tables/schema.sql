@@ -22,7 +22,7 @@
 --   WITH i1 AS (INSERT INTO "<table>" SELECT * FROM json_populate_recordset(NULL::"<table>", $1::json)
 --               ON CONFLICT DO NOTHING RETURNING 1), ...
 --   SELECT (SELECT count(*) FROM i1) + ...
--- so JSON keys map to columns by name and columns a row does not carry (trace_id, rate_limit_scope,
+-- so JSON keys map to columns by name and columns a row does not carry (trace_id,
 -- request_tags until the gateway fills them) are NULL.
 --
 -- Partition names are "<table>_YYYYMMDD" (for tables longer than 54 bytes: the first 40 bytes,
@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS "chat-agent_payload" (
     request_tags           jsonb,
     redacted               boolean NOT NULL,
     dropped_tools          jsonb,             -- hosted tools left out of the upstream request (issue 10)
+    requester_groups       jsonb,             -- the caller's groups (issue 13)
     PRIMARY KEY (databricks_request_id, request_date)
 ) PARTITION BY RANGE (request_date);
 CREATE INDEX ON "chat-agent_payload" (request_time);
@@ -114,6 +115,7 @@ CREATE TABLE IF NOT EXISTS endpoint_usage (
     finish_status          text,
     request_tags           jsonb,
     rate_limit_scope       text,
+    requester_groups       jsonb,
     PRIMARY KEY (databricks_request_id, request_date)
 ) PARTITION BY RANGE (request_date);
 CREATE INDEX ON endpoint_usage (request_time);
