@@ -271,13 +271,13 @@ export function baseConfig(mock, tablesDir, { extra = {}, endpointExtra = {}, mo
   };
 }
 
-/** Writes config to a temp dir and starts AGATE_BIN --config <file>; resolves once listening. */
-export async function startAgate(config) {
+/** Writes config to a temp dir and starts AGATE_BIN --config <file> [args]; resolves once listening. */
+export async function startAgate(config, { args = [] } = {}) {
   const bin = requireBin('AGATE_BIN');
   const dir = makeTempDir('agate-it-cfg-');
   const file = path.join(dir, 'agate.json');
   fs.writeFileSync(file, JSON.stringify(config, null, 2));
-  const h = spawnAndWait(bin, ['--config', file], 'agate', (which, line) => {
+  const h = spawnAndWait(bin, ['--config', file, ...args], 'agate', (which, line) => {
     if (which !== 'stderr' && which !== 'stdout') return undefined;
     if (!/event=listening/.test(line)) return undefined;
     const m = /addr=127\.0\.0\.1:(\d+)/.exec(line);
