@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gateway/log.h"
+#include "gateway/rl_redis.h"
 #include "tables/row.h"
 
 
@@ -13,7 +14,17 @@
 struct gw_rl_ticket {
     gw_rl_plan_t plan;
     gw_rl_verdict_t v;
-    const char *scope; /** refusal: rate_limit_scope */
+    bool charged;       /** a store admitted it: its token buckets get the call's tokens at the end */
+    bool remote;        /** charged in Redis */
+    const char *scope;  /** refusal: rate_limit_scope */
+    /* A Redis admission in flight. */
+    gw_admit_t *ad;
+    const gw_config_t *cfg; /** the call's */
+    gw_req_t *r;
+    const gw_endpoint_cfg_t *ep;
+    gw_rlr_op_t *op;    /** NULL once answered or cancelled */
+    gw_admit_cb cb;
+    void *ud;
 };
 
 struct gw_admit {
@@ -22,7 +33,9 @@ struct gw_admit {
     gw_rl_shm_t *shm;
     bool own_shm;
     const gw_config_t *cfg; /** last applied */
-    gw_metric_t *requests, *tokens, *limited;
+    gw_metric_t *requests, *tokens, *limited, *store_errors;
+    gw_rlr_t *redis;        /** rate_limits_store.redis; NULL = local buckets */
+    uint64_t last_store_log_ms, store_errors_unlogged;
     char **named;           /** requesters with their own series (malloc'd), in order of first call */
     size_t n_named;
 };
@@ -60,6 +73,10 @@ gw_admit_t *gw_admit_new(uv_loop_t *loop, gw_metrics_t *m, gw_rl_shm_t *shm)
                                     "Input + output tokens by requester (as in the usage table).", "requester");
     ad->limited = gw_metrics_counter(m, "agate_rate_limited_total", "Requests refused by a rate limit, by rule key.",
                                      "key");
+    ad->store_errors = gw_metrics_counter(m, "agate_ratelimit_store_errors_total",
+                                          "Admissions the Redis store could not decide in time (or at all), by "
+                                          "the on_error action taken.",
+                                          "action");
     gw_metrics_collector(m, collect_auth, ad);
     return ad;
 }
@@ -68,6 +85,11 @@ void gw_admit_configure(gw_admit_t *ad, const gw_config_t *cfg)
 {
     ad->cfg = cfg;
     gw_auth_configure(ad->auth, &cfg->auth);
+    const gw_rl_store_cfg_t *st = &cfg->rl_store;
+    if (!gw_rlr_matches(ad->redis, st->redis_host, st->redis_port, st->deadline_ms)) {
+        gw_rlr_free(ad->redis);
+        ad->redis = st->redis_host ? gw_rlr_new(ad->loop, st->redis_host, st->redis_port, st->deadline_ms) : NULL;
+    }
 }
 
 void gw_admit_free(gw_admit_t *ad)
@@ -75,6 +97,7 @@ void gw_admit_free(gw_admit_t *ad)
     if (!ad)
         return;
     gw_auth_free(ad->auth);
+    gw_rlr_free(ad->redis);
     if (ad->own_shm)
         gw_rl_shm_free(ad->shm);
     for (size_t i = 0; i < ad->n_named; i++)
@@ -116,12 +139,46 @@ static int conclude(gw_admit_t *ad, gw_req_t *r, const gw_endpoint_cfg_t *ep, st
     return -1;
 }
 
+/* The Redis store could not decide: on_error "allow" admits (uncharged), "deny" answers 503. A
+ * log line at most once a second per worker says how many since the last one. */
+static int store_error(gw_admit_t *ad, const gw_config_t *cfg, gw_error_t *err)
+{
+    bool deny = cfg->rl_store.deny_on_error;
+    gw_metric_add(ad->store_errors, deny ? "deny" : "allow", 1);
+    ad->store_errors_unlogged++;
+    uint64_t now = uv_now(ad->loop);
+    if (now - ad->last_store_log_ms >= 1000 || !ad->last_store_log_ms) {
+        gw_log(GW_LOG_WARN, NULL, "event=ratelimit_store_unavailable action=%s requests=%llu connected=%d",
+               deny ? "deny" : "allow", (unsigned long long)ad->store_errors_unlogged,
+               ad->redis && gw_rlr_connected(ad->redis));
+        ad->last_store_log_ms = now;
+        ad->store_errors_unlogged = 0;
+    }
+    if (!deny)
+        return 0;
+    *err = (gw_error_t){.kind = GW_ERR_UNAVAILABLE, .message = "rate limit store unavailable", .retry_after = 1};
+    return -1;
+}
+
+static void on_store_verdict(void *ud, bool ok, const gw_rl_verdict_t *v)
+{
+    struct gw_rl_ticket *t = ud;
+    t->op = NULL;
+    gw_error_t err = {0};
+    int rc;
+    if (!ok) {
+        rc = store_error(t->ad, t->cfg, &err);
+    } else {
+        t->v = *v;
+        t->charged = t->v.ok;
+        rc = conclude(t->ad, t->r, t->ep, t, &err);
+    }
+    t->cb(t->ud, rc < 0 ? &err : NULL);
+}
+
 int gw_admit_endpoint(gw_admit_t *ad, const gw_config_t *cfg, gw_req_t *r, const gw_endpoint_cfg_t *ep,
                       gw_identity_t *who, gw_error_t *err, gw_admit_cb cb, void *ud)
 {
-    (void)cfg;
-    (void)cb;
-    (void)ud;
     /* §7.2 rule 7: limits count only callers allowed to query the endpoint, so access first. */
     if (cfg->auth.enabled && !gw_auth_may_call(who, ep)) {
         char *msg = gw_arena_alloc(gw_req_arena(r), 400);
@@ -137,13 +194,30 @@ int gw_admit_endpoint(gw_admit_t *ad, const gw_config_t *cfg, gw_req_t *r, const
     if (!t->plan.nb)
         return 0;
     who->ticket = t;
+    if (ad->redis) {
+        t->remote = true;
+        t->ad = ad;
+        t->cfg = cfg;
+        t->r = r;
+        t->ep = ep;
+        t->cb = cb;
+        t->ud = ud;
+        t->op = gw_rlr_admit(ad->redis, &t->plan, on_store_verdict, t);
+        if (t->op)
+            return 1;
+        return store_error(ad, cfg, err); /* not connected: no wait */
+    }
     gw_rl_shm_admit(ad->shm, &t->plan, &t->v);
+    t->charged = t->v.ok;
     return conclude(ad, r, ep, t, err);
 }
 
 void gw_admit_cancel(gw_identity_t *who)
 {
-    (void)who;
+    if (who->ticket && who->ticket->op) {
+        gw_rlr_cancel(who->ticket->op);
+        who->ticket->op = NULL;
+    }
 }
 
 const char *gw_admit_limit_scope(const gw_identity_t *who)
@@ -176,10 +250,14 @@ void gw_admit_observe(const gw_call_summary_t *s, void *ud)
     tb_row_tokens(s, &tk);
     int64_t used = tk.source ? (tk.input > 0 ? tk.input : 0) + (tk.output > 0 ? tk.output : 0) : 0;
     const struct gw_rl_ticket *t = s->rl_ticket;
-    if (t && t->v.ok && used > 0)
+    if (t && t->charged && used > 0)
         for (int set = 0; set < t->plan.ns; set++) {
             const gw_rl_bucket_t *b = &t->plan.b[t->v.chosen[set]];
-            if (b->tokens)
+            if (!b->tokens)
+                continue;
+            if (t->remote && ad->redis)
+                gw_rlr_debit(ad->redis, b, used);
+            else if (!t->remote)
                 gw_rl_shm_debit(ad->shm, b, used);
         }
     if (s->cfg->auth.enabled) {

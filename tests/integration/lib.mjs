@@ -172,7 +172,15 @@ function spawnAndWait(bin, args, label, onLine, timeoutMs = WAIT_MS) {
     }
     return proc.exitInfo;
   };
-  return { proc, logs, ready, stop, exited };
+  /** Ends the child on purpose (e.g. SIGKILL a dependency mid-load): not a failure of stop(). */
+  const kill = async (signal = 'SIGKILL') => {
+    stopping = true;
+    if (proc.exitCode === null && proc.signalCode === null) {
+      try { proc.kill(signal); } catch { /* gone */ }
+    }
+    await Promise.race([exited, sleep(STOP_GRACE_MS)]);
+  };
+  return { proc, logs, ready, stop, exited, kill };
 }
 
 function tail(s, lines = 60) {
@@ -216,6 +224,25 @@ export async function startMock(extraArgs = []) {
       return r.json();
     },
   };
+}
+
+/**
+ * Starts a throwaway redis-server on loopback (no persistence). port: a given one (to restart on
+ * the same address), else a free ephemeral one. Resolves once it accepts connections.
+ */
+export async function startRedis(port) {
+  const bin = process.env.REDIS_SERVER || 'redis-server';
+  const p = port ?? await deadPort();
+  const h = spawnAndWait(bin, ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--daemonize', 'no'], 'redis-server', (which, line) =>
+    (/Ready to accept connections/.test(line) ? true : undefined));
+  try {
+    await h.ready;
+  } catch (e) {
+    await h.stop().catch(() => {});
+    throw e;
+  }
+  return { port: p, url: `redis://127.0.0.1:${p}`, proc: h.proc, logs: () => h.logs.stdout + h.logs.stderr, stop: h.stop, kill: h.kill };
 }
 
 /**
