@@ -2,7 +2,8 @@
 # Install what agate needs on Debian 12, idempotent and quiet when everything is present.
 #   deploy/install-deps.sh          build + run dependencies, and curl (the README's examples)
 #   deploy/install-deps.sh --test   also the test dependencies (node >= 20 + the pinned openai SDK,
-#                                   PostgreSQL: the tables tests start a throwaway cluster, and
+#                                   PostgreSQL: the tables tests start a throwaway cluster,
+#                                   redis-server: the fleet rate-limit tests start their own, and
 #                                   clang with libFuzzer's runtime for tests/fuzz)
 #   deploy/install-deps.sh --bench  also the benchmark tools (nginx, wrk, valgrind, curl)
 #   deploy/install-deps.sh --runtime  only what the built binary needs to run (the container
@@ -21,13 +22,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-pkgs=(cmake make gcc pkg-config libuv1-dev libyajl-dev libcurl4-openssl-dev libpq-dev curl ca-certificates)
+pkgs=(cmake make gcc pkg-config libuv1-dev libyajl-dev libcurl4-openssl-dev libpq-dev libhiredis-dev curl ca-certificates)
 want_test=0
 want_runtime=0
 for arg in "$@"; do
   case "$arg" in
-    --runtime) want_runtime=1; pkgs=(libuv1 libyajl2 libcurl4 libpq5 ca-certificates curl) ;;
-    --test) want_test=1; pkgs+=(libcriterion-dev postgresql libpq-dev systemd clang libclang-rt-dev) ;;
+    --runtime) want_runtime=1; pkgs=(libuv1 libyajl2 libcurl4 libpq5 libhiredis0.14 ca-certificates curl) ;;
+    --test) want_test=1; pkgs+=(libcriterion-dev postgresql libpq-dev redis-server systemd clang libclang-rt-dev) ;;
     --bench) pkgs+=(nginx-light wrk valgrind postgresql curl) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
   esac

@@ -11,6 +11,9 @@
 #include "gateway/log.h"
 
 #define RECONNECT_MS   250
+/* hiredis 0.14's libuv adapter ignores poll errors, so a refused connect can sit unnoticed: an
+ * attempt not connected by then is dropped and retried. */
+#define CONNECT_TIMEOUT_MS 1000
 #define MAX_MISSES     3
 #define MAX_ARGS       (4 + GW_RL_MAX_BUCKETS * 5)
 
@@ -307,6 +310,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         maybe_free_rlr(r);
         return;
     }
+    uv_timer_stop(&r->reconnect);
     r->connected = true;
     r->misses = 0;
     r->was_up = true;
@@ -350,11 +354,19 @@ static void connect_now(gw_rlr_t *r)
     redisLibuvAttach(ac, r->loop);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    uv_timer_start(&r->reconnect, on_reconnect_timer, CONNECT_TIMEOUT_MS, 0);
 }
 
 static void on_reconnect_timer(uv_timer_t *t)
 {
-    connect_now(t->data);
+    gw_rlr_t *r = t->data;
+    if (r->ac && !r->connected) {
+        redisAsyncContext *ac = r->ac;
+        r->ac = NULL;
+        ac->data = NULL;
+        redisAsyncFree(ac);
+    }
+    connect_now(r);
 }
 
 gw_rlr_t *gw_rlr_new(uv_loop_t *loop, const char *host, int port, int deadline_ms)

@@ -87,7 +87,24 @@ test('Kubernetes base: schema-valid, probes, drain budget, selectors, secrets an
   assert.equal(pod.securityContext.runAsNonRoot, true);
   // The config the pod runs, validated by agate, and the drain budget derived from it.
   const cm = byKind('ConfigMap')[0];
-  const cfg = checkConfig(cm.data['agate.json'], 'the ConfigMap config');
+  const sec = byKind('Secret')[0];
+  // The keys file is the Secret's keys.jsonl, mounted where auth.keys_file points; --check-config
+  // parses it, so it runs on a copy of the Secret's text at a local path.
+  const cmCfg = JSON.parse(cm.data['agate.json']);
+  const keysVol = pod.volumes.find((v) => v.secret?.secretName === sec.metadata.name);
+  const keysMount = c.volumeMounts.find((m) => m.name === keysVol.name);
+  const item = keysVol.secret.items.find((i) => i.key === 'keys.jsonl');
+  assert.equal(cmCfg.auth.keys_file, `${keysMount.mountPath}/${item.path}`, 'auth.keys_file is the mounted Secret item');
+  const keysDir = makeTempDir('agate-deploy-keys-');
+  let cfg;
+  try {
+    fs.writeFileSync(path.join(keysDir, 'keys.jsonl'), sec.stringData['keys.jsonl']);
+    const local = { ...cmCfg, auth: { ...cmCfg.auth, keys_file: path.join(keysDir, 'keys.jsonl') } };
+    checkConfig(JSON.stringify(local), 'the ConfigMap config with the Secret\'s keys file');
+    cfg = cmCfg;
+  } finally {
+    fs.rmSync(keysDir, { recursive: true, force: true });
+  }
   const mount = c.volumeMounts.find((m) => m.name === pod.volumes.find((v) => v.configMap?.name === cm.metadata.name).name);
   assert.equal(c.args[c.args.indexOf('--config') + 1], `${mount.mountPath}/agate.json`, 'args point at the mounted config');
   const preStop = c.lifecycle.preStop.exec.command;
@@ -97,7 +114,6 @@ test('Kubernetes base: schema-valid, probes, drain budget, selectors, secrets an
     `terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} s covers preStop + drain + grace + flush (${needMs} ms)`);
   assert.ok(pod.terminationGracePeriodSeconds * 1000 <= needMs + 15_000, 'and not much more');
   // Secret keys referenced exist; api_key_env names are set from them.
-  const sec = byKind('Secret')[0];
   for (const e of c.env.filter((x) => x.valueFrom?.secretKeyRef)) {
     assert.equal(e.valueFrom.secretKeyRef.name, sec.metadata.name);
     assert.ok(e.valueFrom.secretKeyRef.key in sec.stringData, `secret key ${e.valueFrom.secretKeyRef.key}`);
@@ -171,18 +187,21 @@ test('Dockerfile: lints clean; multi-stage Debian 12 slim; builds with install-d
   checkConfig(fs.readFileSync(path.join(DEPLOY, 'agate.container.json'), 'utf8'), 'deploy/agate.container.json');
 });
 
-test('compose.yaml: agate + PostgreSQL; waits for a healthy database; stop grace covers the drain', T, () => {
+test('compose.yaml: agate + PostgreSQL + Redis; waits for a healthy database and store; stop grace covers the drain', T, () => {
   const doc = YAML.parseDocument(fs.readFileSync(path.join(DEPLOY, 'compose.yaml'), 'utf8'));
   assert.equal(doc.errors.length, 0, String(doc.errors));
   const c = doc.toJS();
   assert.ok(c.services.agate && c.services.postgres);
   assert.equal(c.services.agate.depends_on.postgres.condition, 'service_healthy');
+  assert.equal(c.services.agate.depends_on.redis.condition, 'service_healthy');
+  assert.ok(c.services.redis.healthcheck.test.join(' ').includes('redis-cli ping'));
   assert.ok(c.services.postgres.healthcheck.test.join(' ').includes('pg_isready'));
   assert.match(c.services.agate.environment.DATABASE_URL, /^postgresql:\/\/.*@postgres:5432\//);
   assert.equal(c.services.agate.build.dockerfile, 'deploy/Dockerfile');
   const mount = c.services.agate.volumes.find((v) => v.endsWith(':/etc/agate/agate.json:ro'));
   const cfg = checkConfig(fs.readFileSync(path.join(DEPLOY, mount.split(':')[0]), 'utf8'), 'the compose config');
   assert.equal(cfg.tables.sink, 'postgres');
+  assert.equal(cfg.rate_limits_store.redis, 'redis://redis:6379', 'rate limits in the compose Redis');
   const grace = Number(/^(\d+)s$/.exec(c.services.agate.stop_grace_period)[1]) * 1000;
   assert.ok(grace >= (cfg.limits?.drain_timeout_ms ?? 30000) + ABORT_GRACE_MS + TABLE_FLUSH_MS, 'stop_grace_period covers the drain');
 });

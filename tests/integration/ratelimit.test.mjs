@@ -150,7 +150,10 @@ test('tokens: admitted while the bucket is non-negative, debited at the end; cal
     const want = Math.ceil(((used - 20) * 60) / 20);
     assert.ok(ra <= want && ra >= want - 3, `Retry-After ${ra} s = time until the token bucket is non-negative (${want} s)`);
     // bob: calls has room (100) but tokens (10) is spent after one call: the stricter one decides.
-    assert.equal((await s.call('bob')).status, 200);
+    const bobTag = crid('bob');
+    assert.equal((await s.call('bob', { tag: bobTag })).status, 200);
+    // The answer reaches the client before the call's finish debits it: wait for its row.
+    await waitRow(path.join(s.tables, 'endpoint_usage'), (x) => x.client_request_id === bobTag, 'usage row of bob\'s call');
     const rb = await s.call('bob');
     assert.equal(rb.status, 429, 'tokens refuse although calls have room');
   } finally { await s.stop(); }
