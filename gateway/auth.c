@@ -29,26 +29,15 @@ struct gw_auth {
  * same trade as the config reload in gateway/main: no request waits on it). */
 static gw_keys_t *load_keys(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "keys file: cannot open %s", path);
-        return NULL;
-    }
     gw_buf_t b;
     gw_buf_init(&b);
-    char tmp[8192];
-    size_t n;
-    bool big = false;
-    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0 && !big) {
-        gw_buf_append(&b, tmp, n);
-        big = b.len > MAX_KEYS_FILE;
-    }
-    bool bad = ferror(f);
-    fclose(f);
+    int rc = gw_buf_read_file(&b, path, MAX_KEYS_FILE);
     gw_keys_t *k = NULL;
-    if (bad)
+    if (rc == -1)
+        snprintf(err, errlen, "keys file: cannot open %s", path);
+    else if (rc == -2)
         snprintf(err, errlen, "keys file: cannot read %s", path);
-    else if (big)
+    else if (rc == -3)
         snprintf(err, errlen, "keys file: %s is larger than %u bytes", path, MAX_KEYS_FILE);
     else
         k = gw_keys_parse(b.base ? b.base : "", b.len, err, errlen);

@@ -148,3 +148,22 @@ char *gw_buf_steal(gw_buf_t *b, size_t *len)
     gw_buf_init(b);
     return p;
 }
+
+int gw_buf_read_file(gw_buf_t *b, const char *path, size_t max)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    char tmp[8192];
+    size_t n, start = b->len;
+    int rc = 0;
+    while (rc == 0 && (n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+        gw_buf_append(b, tmp, n);
+        if (max && b->len - start > max)
+            rc = -3;
+    }
+    if (rc == 0 && ferror(f))
+        rc = -2;
+    fclose(f);
+    return rc;
+}

@@ -67,5 +67,8 @@ static inline gw_str_t gw_buf_str(const gw_buf_t *b)
 }
 /** Take ownership of the bytes out of b (b becomes empty). */
 char *gw_buf_steal(gw_buf_t *b, size_t *len);
+/** Append a whole local file (plain stdio: start-up and reloads only, never a request's path).
+ * 0, or -1 cannot open / -2 read error / -3 larger than max bytes (0 = no cap). */
+int gw_buf_read_file(gw_buf_t *b, const char *path, size_t max);
 
 #endif

@@ -532,19 +532,15 @@ fail:
 gw_config_t *gw_config_load(const char *path, char *err, size_t errlen)
 {
     /* Runs before the loop starts (and on reload from a signal-driven callback), so plain stdio. */
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "config: cannot open %s", path);
-        return NULL;
-    }
     gw_buf_t b;
     gw_buf_init(&b);
-    char tmp[8192];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-        gw_buf_append(&b, tmp, n);
-    bool bad = ferror(f);
-    fclose(f);
+    int rrc = gw_buf_read_file(&b, path, 0);
+    if (rrc == -1) {
+        snprintf(err, errlen, "config: cannot open %s", path);
+        gw_buf_dispose(&b);
+        return NULL;
+    }
+    bool bad = rrc < 0;
     gw_config_t *c = NULL;
     if (bad)
         snprintf(err, errlen, "config: cannot read %s", path);

@@ -122,7 +122,7 @@ static const yajl_callbacks parse_cbs = {
     on_null, on_bool, NULL, NULL, on_number, on_string, on_start_map, on_key, on_end, on_start_array, on_end,
 };
 
-static int hexval(char ch)
+int gw_hex_digit(char ch)
 {
     if (ch >= '0' && ch <= '9')
         return ch - '0';
@@ -140,7 +140,7 @@ static long escape_at(const char *p, const char *end)
         return -1;
     long v = 0;
     for (int i = 2; i < 6; i++) {
-        int h = hexval(p[i]);
+        int h = gw_hex_digit(p[i]);
         if (h < 0)
             return -1;
         v = v * 16 + h;

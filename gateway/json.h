@@ -90,6 +90,8 @@ void gw_jgen_kv_value(gw_jgen_t *j, const char *k, const gw_json_t *v);
 
 /** Append s as a JSON string literal (with quotes) to b, repairing bad UTF-8. */
 void gw_json_quote(gw_buf_t *b, gw_str_t s);
+/** Value of one hex digit (either case), -1 if ch is not one. */
+int gw_hex_digit(char ch);
 /** Length of the longest valid-UTF-8 prefix of s; s is valid iff the result equals s.len. */
 size_t gw_utf8_valid_prefix(gw_str_t s);
 

@@ -30,23 +30,12 @@ bool gw_keys_valid_name(const char *s, size_t n)
     return true;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool parse_hash(gw_str_t s, uint8_t out[32])
 {
     if (s.len != 64)
         return false;
     for (size_t i = 0; i < 32; i++) {
-        int hi = hexval(s.base[2 * i]), lo = hexval(s.base[2 * i + 1]);
+        int hi = gw_hex_digit(s.base[2 * i]), lo = gw_hex_digit(s.base[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         out[i] = (uint8_t)(hi << 4 | lo);
