@@ -19,6 +19,7 @@
 #define GW_CTX_MAX_OBSERVERS 8
 
 struct gw_call;
+struct gw_tracer;
 
 typedef struct {
     gw_call_observer_cb cb;
@@ -37,6 +38,7 @@ typedef struct gw_ctx {
     uv_timer_t kick;        /** starts waiting requests once a replica slot frees up (gateway/dispatch) */
     gw_arena_t *scratch;    /** adapters' per-event scratch, shared by all transfers (see ad_vtable_t) */
     gw_metrics_t *metrics;
+    struct gw_tracer *tracer; /** NULL = tracing off (gateway/trace) */
     struct {
         gw_metric_t *requests, *status_2xx, *status_4xx, *status_5xx, *attempts, *retries, *fallbacks;
         gw_metric_t *input_tokens, *output_tokens, *queue_waits;
