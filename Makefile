@@ -2,8 +2,8 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
-# Seconds per fuzz target: `make fuzz` (long run), and the smoke run inside `make test` (8 targets,
-# so FUZZ_SMOKE_SECONDS=30 costs about 4 minutes).
+# Seconds per fuzz target: `make fuzz` (long run), and the smoke run inside `make test` (9 targets,
+# so FUZZ_SMOKE_SECONDS=30 costs about 4.5 minutes).
 FUZZ_SECONDS       ?= 300
 FUZZ_SMOKE_SECONDS ?= 30
 JOBS       ?= $(shell nproc)

@@ -227,7 +227,7 @@ void gw_trace_observe(const gw_call_summary_t *s, void *ud)
     gw_str_t model = s->req->model.base ? s->req->model : s->routed ? gw_str(s->routed->name) : GW_STR_NULL;
     gw_str_t reasons[MAX_REASONS];
     size_t n_reasons = finish_reasons(s, reasons);
-    bool failed = strcmp(s->finish_status, "failed") == 0 || s->status >= 500 || s->status == 0;
+    bool failed = strcmp(s->finish_status, "failed") == 0 || s->status >= 500;
 
     /* The server span: the request as agate served it. */
     attrs_t l = {.n = 0};

@@ -183,6 +183,12 @@ test('compose.yaml: agate + PostgreSQL; waits for a healthy database; stop grace
   const mount = c.services.agate.volumes.find((v) => v.endsWith(':/etc/agate/agate.json:ro'));
   const cfg = checkConfig(fs.readFileSync(path.join(DEPLOY, mount.split(':')[0]), 'utf8'), 'the compose config');
   assert.equal(cfg.tables.sink, 'postgres');
+  // Traces go to a compose service that speaks OTLP/HTTP on the port the URL names.
+  const traces = new URL(cfg.tracing.endpoint);
+  assert.ok(c.services[traces.hostname], `tracing.endpoint names the compose service ${traces.hostname}`);
+  assert.equal(traces.port, '4318', 'the OTLP/HTTP port');
+  assert.equal(traces.pathname, '/v1/traces');
+  assert.ok(c.services.agate.depends_on[traces.hostname], 'agate starts after its trace receiver');
   const grace = Number(/^(\d+)s$/.exec(c.services.agate.stop_grace_period)[1]) * 1000;
   assert.ok(grace >= (cfg.limits?.drain_timeout_ms ?? 30000) + ABORT_GRACE_MS + TABLE_FLUSH_MS, 'stop_grace_period covers the drain');
 });
