@@ -317,6 +317,8 @@ static void summarize(const gw_call_t *c, gw_call_summary_t *s)
         s->upstream_model = gw_stream_upstream_model(c->stream);
         s->output_chars = (int64_t)gw_stream_output_chars(c->stream);
         s->first_token_ns = gw_stream_first_token_ns(c->stream);
+        s->output_has_calls = gw_stream_output_has_calls(c->stream);
+        s->incomplete_reason = gw_stream_incomplete_reason(c->stream);
     } else {
         s->output_chars = -1;
     }

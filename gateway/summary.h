@@ -53,6 +53,8 @@ typedef struct {
     const ad_usage_t *usage;        /** NULL or !present: the upstream reported none */
     gw_str_t upstream_model;
     int64_t output_chars;           /** generated text, for token estimates; -1 = nothing rendered */
+    bool output_has_calls;          /** the output holds a tool call item (not on the chat route) */
+    const char *incomplete_reason;  /** finish_status incomplete: why (max_output_tokens, ...) */
     const gw_attempt_t *attempts;
     int n_attempts;
     bool fallback_used;

@@ -120,36 +120,31 @@ static uint64_t unix_ns(const gw_call_summary_t *s, uint64_t ns)
     return ns > s->start_ns ? base + (ns - s->start_ns) : base;
 }
 
-/* gen_ai.response.finish_reasons from the aggregate the client got (parsed only for sampled calls):
- * ChatCompletions choices' finish_reason, or the Responses status mapped to the same words. */
+/* gen_ai.response.finish_reasons: on the ChatCompletions route the choices' own finish_reason
+ * (the aggregate is the upstream's chat.completion, parsed only for sampled calls); elsewhere the
+ * Responses finish in the same words (stop, tool_calls, length, or the incomplete reason). */
 static size_t finish_reasons(const gw_call_summary_t *s, gw_str_t out[MAX_REASONS])
 {
+    if (s->route != GW_ROUTE_CHAT) {
+        if (strcmp(s->finish_status, "completed") == 0)
+            out[0] = gw_str(s->output_has_calls ? "tool_calls" : "stop");
+        else if (s->incomplete_reason)
+            out[0] = gw_str(strcmp(s->incomplete_reason, "max_output_tokens") == 0 ? "length" : s->incomplete_reason);
+        else
+            return 0;
+        return 1;
+    }
     gw_json_t *root;
     const char *perr;
     if (!s->response.base || s->response_partial ||
-        gw_json_parse(s->arena, s->response.base, s->response.len, &root, &perr) < 0 || root->type != GW_JSON_OBJECT)
+        gw_json_parse(s->arena, s->response.base, s->response.len, &root, &perr) < 0)
         return 0;
-    size_t n = 0;
     const gw_json_t *choices = gw_json_get(root, "choices");
-    if (choices && choices->type == GW_JSON_ARRAY) {
-        for (const gw_json_t *c = choices->child; c && n < MAX_REASONS; c = c->next) {
-            gw_str_t r = gw_json_get_str(c, "finish_reason");
-            if (r.base)
-                out[n++] = r;
-        }
-        return n;
-    }
-    gw_str_t status = gw_json_get_str(root, "status");
-    if (gw_str_eq(status, "completed")) {
-        const gw_json_t *output = gw_json_get(root, "output");
-        bool tool = false;
-        for (const gw_json_t *it = output ? output->child : NULL; it; it = it->next)
-            tool = tool || gw_str_eq(gw_json_get_str(it, "type"), "function_call");
-        out[n++] = gw_str(tool ? "tool_calls" : "stop");
-    } else if (gw_str_eq(status, "incomplete")) {
-        const gw_json_t *d = gw_json_get(root, "incomplete_details");
-        gw_str_t why = d ? gw_json_get_str(d, "reason") : GW_STR_NULL;
-        out[n++] = gw_str_eq(why, "max_output_tokens") ? gw_str("length") : why.base ? why : gw_str("incomplete");
+    size_t n = 0;
+    for (const gw_json_t *c = gw_json_is(choices, GW_JSON_ARRAY) ? choices->child : NULL; c && n < MAX_REASONS; c = c->next) {
+        gw_str_t r = gw_json_get_str(c, "finish_reason");
+        if (r.base)
+            out[n++] = r;
     }
     return n;
 }

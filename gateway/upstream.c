@@ -349,8 +349,10 @@ gw_up_t *gw_up_start(gw_upctx_t *u, const gw_up_req_t *req, const gw_up_cb_t *cb
     }
     CURL *e = up->easy;
     char line[512];
-    if (req->body.base) {
-        snprintf(line, sizeof(line), "Content-Type: %s", req->content_type ? req->content_type : "application/json");
+    if (req->body.base && !req->content_type) {
+        up->headers = curl_slist_append(up->headers, "Content-Type: application/json");
+    } else if (req->body.base) {
+        snprintf(line, sizeof(line), "Content-Type: %s", req->content_type);
         up->headers = curl_slist_append(up->headers, line);
     }
     snprintf(line, sizeof(line), "Accept: %s", req->accept ? req->accept : "application/json");

@@ -320,6 +320,38 @@ describe('spans', () => {
     } finally { await stopEach(agate, mock, col); }
   });
 
+  test('the ChatCompletions and Databricks routes are traced too; admin routes are not', T, async () => {
+    const mock = await startMock();
+    const col = await startCollector();
+    const { agate } = await startTraced([endpoint('chat-agent', [mock])], { endpoint: col.url });
+    try {
+      const chat = newTraceparent();
+      const c = await http('POST', `${agate.base}/v1/chat/completions`, {
+        body: { model: 'chat-agent', messages: [{ role: 'user', content: 'hi mock:length' }] }, headers: { traceparent: chat.header },
+      });
+      assert.equal(c.status, 200);
+      const dbx = newTraceparent();
+      const d = await http('POST', `${agate.base}/serving-endpoints/chat-agent/invocations`, {
+        body: { input: [{ role: 'user', content: 'hi' }] }, headers: { traceparent: dbx.header },
+      });
+      assert.equal(d.status, 200);
+      const probe = newTraceparent();
+      assert.equal((await http('GET', `${agate.base}/healthz`, { headers: { traceparent: probe.header } })).status, 200);
+      const cs = await waitTrace(col, chat.traceId, 1, 'spans of the chat call');
+      assert.equal(cs.server.name, 'POST /v1/chat/completions');
+      assert.equal(cs.server.attrs['http.route'], '/v1/chat/completions');
+      assert.deepEqual(cs.server.attrs['gen_ai.response.finish_reasons'], [c.json.choices[0].finish_reason]);
+      assert.equal(c.json.choices[0].finish_reason, 'length');
+      assert.equal(cs.server.attrs['gen_ai.usage.output_tokens'], c.json.usage.completion_tokens);
+      const ds = await waitTrace(col, dbx.traceId, 1, 'spans of the Databricks call');
+      assert.equal(ds.server.name, 'POST /serving-endpoints/{name}/invocations');
+      assert.equal(ds.server.attrs['gen_ai.request.model'], 'chat-agent', 'the endpoint when the body names no model');
+      assert.deepEqual(ds.server.attrs['gen_ai.response.finish_reasons'], ['stop']);
+      assert.equal(ds.server.attrs['agate.request.id'], d.headers.get('x-request-id'));
+      assert.deepEqual(col.trace(probe.traceId), [], '/healthz is not traced');
+    } finally { await stopEach(agate, mock, col); }
+  });
+
   test('slow_first_token: the attempt span covers the wait for the first token', T, async () => {
     const mock = await startMock();
     const col = await startCollector();
