@@ -54,11 +54,11 @@ static void pb_bytes(gw_buf_t *b, int field, const void *p, size_t n)
 }
 
 /* A string field: at most MAX_STR bytes, valid UTF-8 (receivers reject anything else). */
+static gw_str_t clean(gw_str_t s);
+
 static void pb_string(gw_buf_t *b, int field, gw_str_t s)
 {
-    if (s.len > MAX_STR)
-        s.len = MAX_STR;
-    s.len = gw_utf8_valid_prefix(s);
+    s = clean(s);
     pb_bytes(b, field, s.base, s.len);
 }
 
@@ -125,8 +125,66 @@ static void any_value(gw_buf_t *b, int field, const gw_otlp_attr_t *a)
     pb_close(b, m);
 }
 
+/* Raw writers into space reserved beforehand (the common attributes' fast path). */
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    return p + varint(p, v);
+}
+
+static uint8_t *put_bytes(uint8_t *p, int field, gw_str_t s)
+{
+    *p++ = (uint8_t)(field << 3 | 2);
+    p = put_varint(p, s.len);
+    memcpy(p, s.base, s.len);
+    return p + s.len;
+}
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v > 0x7f) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static gw_str_t clean(gw_str_t s)
+{
+    if (s.len > MAX_STR)
+        s.len = MAX_STR;
+    s.len = gw_utf8_valid_prefix(s);
+    return s;
+}
+
+/* KeyValue{key, AnyValue{string_value | int_value}} with every length known up front: one
+ * reservation instead of a nested open/close per level (most attributes are these). */
+static void key_value_flat(gw_buf_t *b, int field, const gw_otlp_attr_t *a)
+{
+    gw_str_t key = clean(gw_str(a->key)), str = a->type == GW_OTLP_STR ? clean(a->s) : GW_STR_NULL;
+    size_t inner = a->type == GW_OTLP_STR ? 1 + varint_len(str.len) + str.len : 1 + varint_len((uint64_t)a->i);
+    size_t kv = 1 + varint_len(key.len) + key.len + 1 + varint_len(inner) + inner;
+    uint8_t *start = (uint8_t *)gw_buf_reserve(b, 2 + 10 + kv), *p = start;
+    p = put_varint(p, (uint64_t)field << 3 | 2);
+    p = put_varint(p, kv);
+    p = put_bytes(p, 1, key);
+    *p++ = 2 << 3 | 2;
+    p = put_varint(p, inner);
+    if (a->type == GW_OTLP_STR) {
+        p = put_bytes(p, 1, str);
+    } else {
+        *p++ = 3 << 3 | 0;
+        p = put_varint(p, (uint64_t)a->i);
+    }
+    b->len += (size_t)(p - start);
+}
+
 static void key_value(gw_buf_t *b, int field, const gw_otlp_attr_t *a)
 {
+    if (a->type == GW_OTLP_STR || a->type == GW_OTLP_INT) {
+        key_value_flat(b, field, a);
+        return;
+    }
     size_t m = pb_open(b, field);
     pb_string(b, 1, gw_str(a->key));
     any_value(b, 2, a);
