@@ -12,6 +12,7 @@
 #include "gateway/models.h"
 #include "gateway/resolve.h"
 #include "gateway/stream.h"
+#include "gateway/trace.h"
 
 struct gw_call {
     gw_ctx_t *ctx;
@@ -21,6 +22,7 @@ struct gw_call {
     gw_pool_t *pool;        /** its endpoints' runtime state */
     gw_route_t route;
     gw_identity_t who;
+    gw_tp_ctx_t trace;     /** W3C trace context; .on false when tracing is off */
     gw_resolved_t res;
     const gw_endpoint_cfg_t *routed; /** endpoint the client addressed, for rows and counters */
     gw_stream_t *stream;   /** render phase; NULL until resolved */
@@ -331,6 +333,8 @@ static void summarize(const gw_call_t *c, gw_call_summary_t *s)
         s->upstream_model = gw_stream_upstream_model(c->stream);
         s->output_chars = (int64_t)gw_stream_output_chars(c->stream);
         s->first_token_ns = gw_stream_first_token_ns(c->stream);
+        s->output_has_calls = gw_stream_output_has_calls(c->stream);
+        s->incomplete_reason = gw_stream_incomplete_reason(c->stream);
     } else {
         s->output_chars = -1;
     }
@@ -348,6 +352,7 @@ static void summarize(const gw_call_t *c, gw_call_summary_t *s)
     s->end_ns = uv_hrtime();
     s->first_byte_ns = gw_req_first_byte_ns(r);
     s->instance = c->ctx->instance;
+    s->trace = c->trace.on ? &c->trace : NULL;
     s->arena = c->a;
 }
 
@@ -512,6 +517,7 @@ static void phase_dispatch(gw_call_t *c)
         .passthrough = c->route.kind == GW_ROUTE_CHAT ? c->res.ad : NULL,
         .owner = &dispatch_owner,
         .owner_ud = c,
+        .trace = c->trace.on ? &c->trace : NULL,
     };
     c->d = gw_dispatch_new(&dopts);
     gw_req_set_event_cb(c->r, on_req_event, c);
@@ -543,6 +549,8 @@ void gw_call_start(gw_req_t *r, void *ud)
     gw_id_uuid7(c->request_id, c->hex, (uint64_t)(gw_req_start_unix_us(r) / 1000));
     /* The response id carries the same 128 bits as the request id (PROTOCOL.md §7.5). */
     snprintf(c->response_id, sizeof(c->response_id), "resp_%s", c->hex);
+    if (ctx->tracer)
+        gw_trace_begin(ctx->tracer, gw_req_header(r, "traceparent"), gw_req_header(r, "tracestate"), &c->trace);
     uv_timer_init(ctx->loop, &c->ka_timer);
     c->ka_timer.data = c;
     c->ka_open = true;

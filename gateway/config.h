@@ -152,6 +152,19 @@ typedef struct {
     int drain_timeout_ms;     /** SIGTERM: wait this long for requests in flight, default 30000 */
 } gw_limits_cfg_t;
 
+/** `tracing` (gateway/config_tracing.c, gateway/trace.h): OpenTelemetry spans over OTLP/HTTP. */
+typedef struct {
+    const char *endpoint;          /** OTLP/HTTP traces URL (…/v1/traces); NULL = tracing off */
+    const char *const *headers;    /** extra request lines "Name: value", n_headers of them */
+    size_t n_headers;
+    const char *service_name;      /** resource service.name, default "agate" */
+    double sample_ratio;           /** share of new traces recorded (0..1, default 1); parent-based */
+    int batch_size;                /** export once this many spans wait, default 512 */
+    int max_queue;                 /** spans waiting beyond this are dropped, default 2048 */
+    int batch_timeout_ms;          /** export what waits after this long, default 1000 */
+    int export_timeout_ms;         /** one export's bound (connect included), default 5000 */
+} gw_tracing_cfg_t;
+
 typedef struct gw_config {
     gw_arena_t *arena; /** owns everything below */
     const char *listen_host;
@@ -168,6 +181,7 @@ typedef struct gw_config {
     gw_auth_cfg_t auth;
     gw_rl_store_cfg_t rl_store;
     int64_t test_rate_limit_period_ms; /** test-only: a minute lasts this long (an hour 60x); 0 = real time */
+    gw_tracing_cfg_t tracing;
     char version[17]; /** hash of the file bytes, hex */
     int64_t loaded_unix; /** when this config was parsed (unix s): `created` of /v1/models */
 } gw_config_t;
@@ -181,6 +195,9 @@ const gw_endpoint_cfg_t *gw_config_endpoint(const gw_config_t *c, const char *na
  * exact alias, else the first matching glob alias (config order), else default_endpoint, else NULL. */
 const gw_endpoint_cfg_t *gw_config_endpoint_for_model(const gw_config_t *c, const char *name,
                                                       size_t name_len);
+struct gw_json;
+/** The `tracing` block (x NULL = absent): 0, or -1 with a one-line message in err. */
+int gw_config_tracing_parse(gw_arena_t *a, const struct gw_json *x, gw_tracing_cfg_t *out, char *err, size_t errlen);
 /** `*` matches any run of bytes (also empty); every other byte matches itself. */
 bool gw_config_glob_match(const char *pattern, const char *s, size_t n);
 

@@ -20,6 +20,7 @@
 
 struct gw_call;
 struct gw_admit;
+struct gw_tracer;
 
 typedef struct {
     gw_call_observer_cb cb;
@@ -39,6 +40,7 @@ typedef struct gw_ctx {
     gw_arena_t *scratch;    /** adapters' per-event scratch, shared by all transfers (see ad_vtable_t) */
     gw_metrics_t *metrics;
     struct gw_admit *admit; /** identity, access, rate limits (gateway/admit) */
+    struct gw_tracer *tracer; /** NULL = tracing off (gateway/trace) */
     struct {
         gw_metric_t *requests, *status_2xx, *status_4xx, *status_5xx, *attempts, *retries, *fallbacks;
         gw_metric_t *input_tokens, *output_tokens, *queue_waits;

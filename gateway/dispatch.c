@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gateway/log.h"
+#include "gateway/trace.h"
 
 #define MAX_UPSTREAM_ERROR_BODY (64u << 10) /* §6.3: read at most 64 KiB of a non-2xx body */
 #define MAX_ATTEMPTS            16
@@ -23,6 +24,7 @@ struct gw_dispatch {
     gw_arena_t *a;
     const char *request_id;
     const gw_request_t *req;
+    const gw_tp_ctx_t *trace;         /** NULL = tracing off */
     bool dbx;
     gw_stream_t *stream;
     const gw_dispatch_owner_t *owner;
@@ -215,6 +217,7 @@ static void end_attempt(gw_dispatch_t *d, gw_lb_outcome_t outcome, const char *o
     if (d->n_attempts > 0) {
         gw_attempt_t *at = &d->attempts[d->n_attempts - 1];
         at->duration_ms = gw_summary_ms(d->attempt_ns, now);
+        at->end_ns = now;
         at->status = d->up_status;
         at->outcome = outcome_name;
         at->error_code = error_code;
@@ -469,6 +472,10 @@ static int begin_attempt(gw_dispatch_t *d)
         .connect_timeout_ms = d->ep->connect_timeout_ms,
         .total_timeout_ms = d->ep->total_timeout_ms,
     };
+    const char *trace_lines[2];
+    uint8_t span_id[8];
+    ureq.n_headers = gw_trace_attempt(d->trace, d->a, span_id, trace_lines);
+    ureq.headers = trace_lines;
     static const gw_up_cb_t cbs = {on_up_response, on_up_data, on_up_done};
     d->attempt_ns = uv_hrtime();
     if (!d->dispatch_ns)
@@ -489,6 +496,9 @@ static int begin_attempt(gw_dispatch_t *d)
     at->entity = d->ep->name;
     snprintf(at->replica, sizeof(at->replica), "%s", ucfg->url);
     at->started_ms = gw_summary_ms(gw_req_start_ns(d->r), d->attempt_ns);
+    at->start_ns = d->attempt_ns;
+    if (ureq.n_headers)
+        memcpy(at->span_id, span_id, sizeof(span_id));
     at->outcome = "ok";
     arm_timer(d, d->ep->first_event_timeout_ms);
     return 0;
@@ -506,6 +516,7 @@ gw_dispatch_t *gw_dispatch_new(const gw_dispatch_opts_t *o)
     d->a = gw_req_arena(o->r);
     d->request_id = o->request_id;
     d->req = o->req;
+    d->trace = o->trace;
     d->dbx = o->databricks_route;
     d->stream = o->stream;
     d->owner = o->owner;

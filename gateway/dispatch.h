@@ -42,6 +42,7 @@ typedef struct {
     const ad_vtable_t *passthrough;
     const gw_dispatch_owner_t *owner;
     void *owner_ud;
+    const gw_tp_ctx_t *trace;      /** the call's trace context (outlives the dispatch); NULL = none */
 } gw_dispatch_opts_t;
 
 gw_dispatch_t *gw_dispatch_new(const gw_dispatch_opts_t *o);

@@ -9,6 +9,7 @@
 #include "gateway/call.h"
 #include "gateway/dispatch.h"
 #include "gateway/log.h"
+#include "gateway/trace.h"
 #include "tables/row.h"
 
 struct gw_proxy {
@@ -61,6 +62,10 @@ gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sin
     }
     add_observer(ctx, gw_admin_observe, ctx);
     add_observer(ctx, gw_admit_observe, ctx->admit);
+    if (cfg->tracing.endpoint) {
+        ctx->tracer = gw_tracer_new(loop, ctx->up, &cfg->tracing, ctx->metrics, ctx->instance);
+        add_observer(ctx, gw_trace_observe, ctx->tracer);
+    }
     return p;
 }
 
@@ -82,6 +87,7 @@ void gw_proxy_free(gw_proxy_t *p)
     gw_pool_retire(ctx->pool);
     for (size_t i = 0; i < ctx->n_retired; i++)
         gw_pool_retire(ctx->retired[i]);
+    gw_tracer_free(ctx->tracer); /* its export in flight goes before the transfers' context */
     gw_upctx_free(ctx->up);
     gw_pool_free(ctx->pool);
     for (size_t i = 0; i < ctx->n_retired; i++)

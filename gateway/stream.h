@@ -74,5 +74,9 @@ gw_str_t gw_stream_upstream_model(const gw_stream_t *s);
 uint64_t gw_stream_first_token_ns(const gw_stream_t *s);
 /** Number of characters of generated text (for token estimates). */
 size_t gw_stream_output_chars(const gw_stream_t *s);
+/** The output holds a function (or custom tool) call item (not on the ChatCompletions front). */
+bool gw_stream_output_has_calls(const gw_stream_t *s);
+/** Why the response ended incomplete (max_output_tokens, content_filter, ...); NULL otherwise. */
+const char *gw_stream_incomplete_reason(const gw_stream_t *s);
 
 #endif

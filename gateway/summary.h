@@ -12,6 +12,7 @@
 #include "gateway/config.h"
 #include "gateway/request.h"
 #include "gateway/router.h"
+#include "gateway/traceparent.h"
 
 /** One upstream attempt (the table's attempts column). */
 typedef struct {
@@ -21,6 +22,8 @@ typedef struct {
     long status;        /** HTTP status, 0 = none */
     const char *error_code;
     const char *outcome; /** ok / retry / failed / timeout / first_token_timeout / cancelled */
+    uint64_t start_ns, end_ns; /** uv_hrtime() (end 0 = still running at finish) */
+    uint8_t span_id[8];        /** its trace span (gateway/trace) when the call is traced */
 } gw_attempt_t;
 
 typedef struct {
@@ -54,6 +57,8 @@ typedef struct {
     const ad_usage_t *usage;        /** NULL or !present: the upstream reported none */
     gw_str_t upstream_model;
     int64_t output_chars;           /** generated text, for token estimates; -1 = nothing rendered */
+    bool output_has_calls;          /** the output holds a tool call item (not on the chat route) */
+    const char *incomplete_reason;  /** finish_status incomplete: why (max_output_tokens, ...) */
     const gw_attempt_t *attempts;
     int n_attempts;
     bool fallback_used;
@@ -66,6 +71,7 @@ typedef struct {
     int64_t start_unix_us;
     uint64_t start_ns, end_ns, first_byte_ns, first_token_ns, dispatch_ns, upstream_end_ns;
     const char *instance;           /** gateway_instance */
+    const gw_tp_ctx_t *trace;       /** trace context when tracing is on, else NULL */
     gw_arena_t *arena;              /** request arena: scratch for observers, freed after them */
 } gw_call_summary_t;
 

@@ -349,8 +349,12 @@ gw_up_t *gw_up_start(gw_upctx_t *u, const gw_up_req_t *req, const gw_up_cb_t *cb
     }
     CURL *e = up->easy;
     char line[512];
-    if (req->body.base)
+    if (req->body.base && !req->content_type) {
         up->headers = curl_slist_append(up->headers, "Content-Type: application/json");
+    } else if (req->body.base) {
+        snprintf(line, sizeof(line), "Content-Type: %s", req->content_type);
+        up->headers = curl_slist_append(up->headers, line);
+    }
     snprintf(line, sizeof(line), "Accept: %s", req->accept ? req->accept : "application/json");
     up->headers = curl_slist_append(up->headers, line);
     up->headers = curl_slist_append(up->headers, "Expect:"); /* no 100-continue round trip */
@@ -362,6 +366,8 @@ gw_up_t *gw_up_start(gw_upctx_t *u, const gw_up_req_t *req, const gw_up_cb_t *cb
         snprintf(line, sizeof(line), "x-request-id: %s", req->request_id);
         up->headers = curl_slist_append(up->headers, line);
     }
+    for (size_t i = 0; i < req->n_headers; i++)
+        up->headers = curl_slist_append(up->headers, req->headers[i]);
     curl_easy_setopt(e, CURLOPT_URL, req->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, up->headers);
     if (req->body.base) {

@@ -42,6 +42,9 @@ typedef struct {
     const char *api_key;    /** sent as "Authorization: Bearer"; NULL = none */
     const char *request_id; /** forwarded as x-request-id */
     const char *accept;     /** Accept header */
+    const char *content_type; /** of the body; NULL = application/json */
+    const char *const *headers; /** n_headers more "Name: value" lines (trace context, exporter's) */
+    size_t n_headers;
     gw_str_t body;          /** POST body; must stay valid until on_done or cancel. base NULL = GET */
     int connect_timeout_ms;
     int total_timeout_ms;

@@ -22,8 +22,8 @@ struct mock_http {
     int err_status;         /* set by a parser callback before it fails the parse */
     const char *err_reason; /* static text going with err_status */
     size_t head_bytes;
-    gw_buf_t url, body, hname, hval, scen; /** owned; reset per request */
-    bool hname_long, hval_long, has_scen, expect, keep_alive;
+    gw_buf_t url, body, hname, hval, scen, tp, ts; /** owned; reset per request */
+    bool hname_long, hval_long, has_scen, has_tp, has_ts, expect, keep_alive;
     int host_count;
     uint8_t method, major, minor;
 };
@@ -133,6 +133,12 @@ static int on_header_value_complete(llhttp_t *p)
         } else if (gw_str_ieq(name, "x-mock-scenario") && !h->has_scen && v.len) {
             gw_buf_append_str(&h->scen, v); /* first one wins */
             h->has_scen = true;
+        } else if (gw_str_ieq(name, "traceparent") && !h->has_tp) {
+            gw_buf_append_str(&h->tp, v); /* recorded for tests of trace propagation */
+            h->has_tp = true;
+        } else if (gw_str_ieq(name, "tracestate") && !h->has_ts) {
+            gw_buf_append_str(&h->ts, v);
+            h->has_ts = true;
         } else if (gw_str_ieq(name, "expect") && !h->hval_long && gw_str_ieq(v, "100-continue")) {
             h->expect = true;
         }
@@ -209,6 +215,8 @@ void mock_http_free(mock_http_t *h)
     gw_buf_dispose(&h->hname);
     gw_buf_dispose(&h->hval);
     gw_buf_dispose(&h->scen);
+    gw_buf_dispose(&h->tp);
+    gw_buf_dispose(&h->ts);
     free(h);
 }
 
@@ -254,6 +262,8 @@ mock_req_t mock_http_req(const mock_http_t *h)
         .body = gw_buf_str(&h->body),
         .scenario = gw_buf_str(&h->scen),
         .has_scenario = h->has_scen,
+        .traceparent = h->has_tp ? gw_str_n(h->tp.base ? h->tp.base : "", h->tp.len) : GW_STR_NULL,
+        .tracestate = h->has_ts ? gw_str_n(h->ts.base ? h->ts.base : "", h->ts.len) : GW_STR_NULL,
         .keep_alive = h->keep_alive,
         .method = h->method,
         .major = h->major,
@@ -267,12 +277,14 @@ void mock_http_next(mock_http_t *h)
     gw_buf_reset(&h->hname);
     gw_buf_reset(&h->hval);
     gw_buf_reset(&h->scen);
+    gw_buf_reset(&h->tp);
+    gw_buf_reset(&h->ts);
     if (h->body.cap > MOCK_BODY_KEEP)
         gw_buf_dispose(&h->body);
     else
         gw_buf_reset(&h->body);
     h->head_ok = h->headers_done = false;
-    h->hname_long = h->hval_long = h->has_scen = h->expect = false;
+    h->hname_long = h->hval_long = h->has_scen = h->has_tp = h->has_ts = h->expect = false;
     h->err_status = 0;
     h->err_reason = NULL;
     h->head_bytes = 0;

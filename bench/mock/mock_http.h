@@ -17,6 +17,7 @@ typedef struct {
     gw_str_t body;
     gw_str_t scenario; /* first non-empty x-mock-scenario value */
     bool has_scenario;
+    gw_str_t traceparent, tracestate; /* first value of each; base NULL when absent */
     bool keep_alive; /* as the request asks; an Upgrade request ends the connection */
     uint8_t method;  /* llhttp_method_t */
     uint8_t major, minor;

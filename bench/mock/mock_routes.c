@@ -9,12 +9,16 @@
 #include "mock_json.h"
 #include "mock_routes.h"
 
+#define TRACE_LOG 32
+
 struct mock_routes {
     const mock_chat_sc_t *def; /** --default-scenario on the chat route (text unless it names one) */
     const mock_r_sc_t *r_def;  /** on the Responses routes (r_text unless it names an r_* one) */
     uint64_t requests;         /** scenario requests received (chat and Responses routes) */
     gw_buf_t last;             /** owned: raw body of the most recent scenario request (any route) */
     bool have_last;
+    gw_buf_t trace_log[TRACE_LOG];  /** owned: trace headers of the last TRACE_LOG scenario requests */
+    uint64_t n_traced;              /** requests ever logged there (the ring's write position) */
 };
 
 mock_routes_t *mock_routes_new(const mock_chat_sc_t *def, const mock_r_sc_t *r_def)
@@ -30,6 +34,8 @@ void mock_routes_free(mock_routes_t *rt)
     if (!rt)
         return;
     gw_buf_dispose(&rt->last);
+    for (size_t i = 0; i < TRACE_LOG; i++)
+        gw_buf_dispose(&rt->trace_log[i]);
     free(rt);
 }
 
@@ -91,6 +97,36 @@ static void record_request(mock_routes_t *rt, const mock_req_t *r)
     gw_buf_reset(&rt->last);
     gw_buf_append(&rt->last, r->body.base, r->body.len);
     rt->have_last = true;
+    gw_buf_t *e = &rt->trace_log[rt->n_traced++ % TRACE_LOG];
+    gw_buf_reset(e);
+    gw_buf_append_cstr(e, "{\"traceparent\":");
+    if (r->traceparent.base)
+        mock_json_str(e, r->traceparent);
+    else
+        gw_buf_append_cstr(e, "null");
+    gw_buf_append_cstr(e, ",\"tracestate\":");
+    if (r->tracestate.base)
+        mock_json_str(e, r->tracestate);
+    else
+        gw_buf_append_cstr(e, "null");
+    gw_buf_append_cstr(e, "}");
+}
+
+/* GET /trace-headers: the trace headers of the last TRACE_LOG scenario requests, oldest first. */
+static void serve_trace_headers(mock_routes_t *rt, mock_conn_t *c)
+{
+    gw_buf_t b;
+    gw_buf_init(&b);
+    gw_buf_append_cstr(&b, "[");
+    uint64_t first = rt->n_traced > TRACE_LOG ? rt->n_traced - TRACE_LOG : 0;
+    for (uint64_t i = first; i < rt->n_traced; i++) {
+        if (i > first)
+            gw_buf_append_cstr(&b, ",");
+        gw_buf_append_str(&b, gw_buf_str(&rt->trace_log[i % TRACE_LOG]));
+    }
+    gw_buf_append_cstr(&b, "]");
+    mock_conn_reply(c, 200, "application/json", "", gw_buf_str(&b));
+    gw_buf_dispose(&b);
 }
 
 static void reply_unknown(mock_conn_t *c, gw_str_t name)
@@ -198,6 +234,8 @@ void mock_routes_serve(mock_routes_t *rt, mock_conn_t *c)
         mock_conn_reply(c, 200, "application/json", "", GW_STR_LIT("{\"status\":\"ok\"}"));
     } else if (r.method == HTTP_GET && gw_str_eq(path, "/stats")) {
         serve_stats(rt, c);
+    } else if (r.method == HTTP_GET && gw_str_eq(path, "/trace-headers")) {
+        serve_trace_headers(rt, c);
     } else if (r.method == HTTP_GET && gw_str_eq(path, "/last-request")) {
         if (rt->have_last)
             mock_conn_reply(c, 200, "application/json", "", gw_buf_str(&rt->last));

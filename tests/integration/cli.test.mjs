@@ -28,7 +28,7 @@ test('--help and --version', T, () => {
   assert.match(h.out, /usage: agate/);
   assert.match(h.out, /--check-config/);
   // Both upstream protocols and both table sinks are named.
-  for (const w of [/ChatCompletions/, /Responses \(adapter responses/, /JSONL/, /PostgreSQL/]) assert.match(h.out, w);
+  for (const w of [/ChatCompletions/, /Responses \(adapter responses/, /JSONL/, /PostgreSQL/, /OpenTelemetry traces/]) assert.match(h.out, w);
   const v = run(['--version']);
   assert.equal(v.code, 0);
   assert.match(v.out, /^agate \d+\.\d+\.\d+/);

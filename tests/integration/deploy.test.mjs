@@ -202,6 +202,12 @@ test('compose.yaml: agate + PostgreSQL + Redis; waits for a healthy database and
   const cfg = checkConfig(fs.readFileSync(path.join(DEPLOY, mount.split(':')[0]), 'utf8'), 'the compose config');
   assert.equal(cfg.tables.sink, 'postgres');
   assert.equal(cfg.rate_limits_store.redis, 'redis://redis:6379', 'rate limits in the compose Redis');
+  // Traces go to a compose service that speaks OTLP/HTTP on the port the URL names.
+  const traces = new URL(cfg.tracing.endpoint);
+  assert.ok(c.services[traces.hostname], `tracing.endpoint names the compose service ${traces.hostname}`);
+  assert.equal(traces.port, '4318', 'the OTLP/HTTP port');
+  assert.equal(traces.pathname, '/v1/traces');
+  assert.ok(c.services.agate.depends_on[traces.hostname], 'agate starts after its trace receiver');
   const grace = Number(/^(\d+)s$/.exec(c.services.agate.stop_grace_period)[1]) * 1000;
   assert.ok(grace >= (cfg.limits?.drain_timeout_ms ?? 30000) + ABORT_GRACE_MS + TABLE_FLUSH_MS, 'stop_grace_period covers the drain');
 });
