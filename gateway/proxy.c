@@ -8,11 +8,13 @@
 #include "gateway/call.h"
 #include "gateway/dispatch.h"
 #include "gateway/log.h"
+#include "gateway/loopstat.h"
 #include "tables/row.h"
 
 struct gw_proxy {
     gw_ctx_t ctx;
     tb_row_writer_t *rows; /** the table observer; NULL when tables are off */
+    gw_loopstat_t *loopstat;
 };
 
 static void on_curl_batch(void *ud)
@@ -50,6 +52,7 @@ gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sin
     ctx->scratch = gw_arena_new_sized(8192);
     ctx->metrics = gw_metrics_new();
     gw_admin_register_metrics(ctx);
+    p->loopstat = gw_loopstat_new(loop, ctx->metrics);
     gw_admin_touch_endpoints(ctx);
     /* Finish observers, in the order they see each call. */
     if (sink) {
@@ -84,6 +87,7 @@ void gw_proxy_free(gw_proxy_t *p)
         gw_pool_free(ctx->retired[i]);
     free(ctx->retired);
     tb_row_writer_free(p->rows);
+    gw_loopstat_close(p->loopstat);
     gw_metrics_free(ctx->metrics);
     gw_arena_free(ctx->scratch);
     uv_close((uv_handle_t *)&ctx->kick, on_proxy_closed); /* p is freed with its last handle */
