@@ -138,6 +138,9 @@ static void register_latency_metrics(gw_ctx_t *ctx)
     ctx->m.output_tokens = gw_metrics_counter(m, "agate_output_tokens_total",
                                               "Output tokens reported by the upstream.", "endpoint");
     ctx->m.errors = gw_metrics_counter(m, "agate_errors_total", "Finished requests by error_code.", "error_code");
+    ctx->m.offloaded = gw_metrics_counter(m, "agate_offloaded_steps_total",
+                                          "Parsing or encoding steps of large requests run off the event loop.", NULL);
+    gw_metric_touch(ctx->m.offloaded, NULL);
     ctx->m.queue_waits = gw_metrics_counter(m, "agate_queue_waits_total",
                                             "Requests that waited for a replica slot.", "endpoint");
     ctx->m.duration = gw_metrics_histogram(m, "agate_request_duration_seconds",

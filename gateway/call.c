@@ -10,6 +10,7 @@
 #include "gateway/id.h"
 #include "gateway/log.h"
 #include "gateway/models.h"
+#include "gateway/offload.h"
 #include "gateway/resolve.h"
 #include "gateway/stream.h"
 #include "gateway/trace.h"
@@ -24,6 +25,14 @@ struct gw_call {
     gw_identity_t who;
     gw_tp_ctx_t trace;     /** W3C trace context; .on false when tracing is off */
     gw_resolved_t res;
+    int phase;             /** index into phases[]: the one running or to run next */
+    bool offloading;       /** a phase's work is on the thread pool (gateway/offload.h) */
+    bool work_done;        /** ... and has finished: the phase collects its result */
+    bool shutdown_seen;    /** the drain bound passed while offloading */
+    int work_rc;
+    gw_error_t work_err;
+    gw_buf_t up_body;      /** upstream body encoded by the prepare phase, moved to dispatch */
+    bool encoded;
     const gw_endpoint_cfg_t *routed; /** endpoint the client addressed, for rows and counters */
     gw_stream_t *stream;   /** render phase; NULL until resolved */
     gw_dispatch_t *d;      /** dispatch phase; NULL until resolved */
@@ -257,6 +266,8 @@ static void on_req_event(gw_req_t *r, gw_req_event_t ev, void *ud)
         c->error_code = "CANCELLED";
         c->error_message = "client closed the connection";
         complete(c);
+    } else if (ev == GW_REQ_EV_SHUTDOWN && !c->client_done && !c->stream) {
+        c->shutdown_seen = true; /* answered when the offloaded work returns */
     } else if (ev == GW_REQ_EV_SHUTDOWN && !c->client_done) {
         /* Drain bound passed: end the answer properly (terminal event, or 503 before commit). */
         gw_log(GW_LOG_INFO, c->request_id, "event=call_ended reason=shutdown");
@@ -360,7 +371,7 @@ static void summarize(const gw_call_t *c, gw_call_summary_t *s)
  * the call once; then everything the request owned goes. */
 static void maybe_free(gw_call_t *c)
 {
-    if (c->in_cb || !c->client_done || c->ka_open || (c->d && !gw_dispatch_settled(c->d)))
+    if (c->in_cb || c->offloading || !c->client_done || c->ka_open || (c->d && !gw_dispatch_settled(c->d)))
         return;
     gw_ctx_t *ctx = c->ctx;
     unmark_dirty(c);
@@ -371,6 +382,7 @@ static void maybe_free(gw_call_t *c)
     gw_dispatch_free(c->d);
     gw_stream_free(c->stream);
     gw_buf_dispose(&c->error_body);
+    gw_buf_dispose(&c->up_body);
     gw_req_release(c->r);
     if (c->live_prev)
         c->live_prev->live_next = c->live_next;
@@ -385,9 +397,11 @@ static void maybe_free(gw_call_t *c)
 
 /* ---------------- phases ---------------- */
 
+typedef enum { PHASE_NEXT, PHASE_ANSWERED, PHASE_WAIT } phase_rc_t;
+
 /* route: method + path; framing errors answered in the route's shape; admin routes answered
  * here. Returns false when the call is answered. */
-static bool phase_route(gw_call_t *c)
+static phase_rc_t phase_route(gw_call_t *c)
 {
     gw_req_t *r = c->r;
     gw_route_resolve(gw_req_method(r), gw_req_path(r), &c->route);
@@ -406,21 +420,21 @@ static bool phase_route(gw_call_t *c)
                           : msgs[herr]        ? msgs[herr]
                                               : "bad request";
         reject(c, &(gw_error_t){.kind = herr, .message = msg});
-        return false;
+        return PHASE_ANSWERED;
     }
     if (c->route.kind == GW_ROUTE_NONE) {
         reject(c, &(gw_error_t){.kind = GW_ERR_NOT_FOUND, .message = "no route for this path"});
-        return false;
+        return PHASE_ANSWERED;
     }
     if (!c->route.method_ok) {
         reject(c, &(gw_error_t){.kind = GW_ERR_METHOD, .message = "method not allowed for this path"});
-        return false;
+        return PHASE_ANSWERED;
     }
     if (c->route.kind == GW_ROUTE_HEALTHZ || c->route.kind == GW_ROUTE_READYZ || c->route.kind == GW_ROUTE_METRICS) {
         c->admin = true;
         gw_admin_respond(c->ctx, r, c->route.kind);
         complete(c);
-        return false;
+        return PHASE_ANSWERED;
     }
     if (c->route.kind == GW_ROUTE_MODELS || c->route.kind == GW_ROUTE_MODEL) {
         c->admin = true; /* no payload, no upstream: not a table row (gateway/models.h) */
@@ -429,35 +443,75 @@ static bool phase_route(gw_call_t *c)
             reject(c, &err);
         else
             complete(c);
-        return false;
+        return PHASE_ANSWERED;
     }
-    return true;
+    return PHASE_NEXT;
 }
 
 /* admit, identity step: who calls (401 here); what they may do needs the endpoint (phase_limit). */
-static bool phase_admit(gw_call_t *c)
+static phase_rc_t phase_admit(gw_call_t *c)
 {
     gw_error_t err = {0};
     if (gw_admit_identify(c->ctx->admit, c->cfg, c->r, &c->who, &err) == 0)
-        return true;
+        return PHASE_NEXT;
     if (is_dbx(c)) /* the path names the endpoint: charge the row to it */
         c->routed = gw_config_endpoint(c->cfg, c->route.endpoint.base, c->route.endpoint.len);
     reject(c, &err);
-    return false;
+    return PHASE_ANSWERED;
 }
 
-static bool phase_resolve(gw_call_t *c)
+static void on_work_done(void *ud);
+
+/* Runs a phase's work through gw_offload. True when it went to the pool: the phase returns
+ * PHASE_WAIT and runs again, with work_done set, once the work is over. Until then the call
+ * listens for the client going away (no stream or dispatch exists yet to tell). */
+static bool offload(gw_call_t *c, gw_offload_fn work)
 {
-    gw_error_t err = {0};
-    int rc = gw_resolve(c->cfg, c->r, &c->route, &c->res, &err);
-    c->routed = c->res.routed;
-    if (rc == 0)
-        return true;
-    reject(c, &err);
-    return false;
+    gw_req_set_event_cb(c->r, on_req_event, c);
+    c->offloading = gw_offload(c->ctx->loop, gw_req_body_bytes(c->r), work, on_work_done, c);
+    c->work_done = !c->offloading;
+    if (c->offloading)
+        gw_metric_add(c->ctx->m.offloaded, NULL, 1);
+    return c->offloading;
 }
 
-static void phase_dispatch(gw_call_t *c);
+static void resolve_work(void *ud)
+{
+    gw_call_t *c = ud;
+    c->work_err = (gw_error_t){0};
+    c->work_rc = gw_resolve(c->cfg, c->r, &c->route, &c->res, &c->work_err);
+}
+
+static phase_rc_t phase_resolve(gw_call_t *c)
+{
+    if (!c->work_done && offload(c, resolve_work))
+        return PHASE_WAIT;
+    c->work_done = false;
+    c->routed = c->res.routed;
+    if (c->work_rc == 0)
+        return PHASE_NEXT;
+    reject(c, &c->work_err);
+    return PHASE_ANSWERED;
+}
+
+/* prepare: the served endpoint's upstream body, encoded before dispatch so that a large one is
+ * built off the loop. A failure is left to dispatch, which encodes again and reports it there. */
+static void prepare_work(void *ud)
+{
+    gw_call_t *c = ud;
+    gw_error_t err = {0};
+    c->encoded = c->res.ad->encode_request(&c->res.req, c->res.served, is_dbx(c), &c->up_body, &err) == 0;
+}
+
+static phase_rc_t phase_prepare(gw_call_t *c)
+{
+    if (!c->work_done && offload(c, prepare_work))
+        return PHASE_WAIT;
+    c->work_done = false;
+    return PHASE_NEXT;
+}
+
+static void advance(gw_call_t *c);
 
 static void on_admitted(void *ud, const gw_error_t *err)
 {
@@ -466,31 +520,35 @@ static void on_admitted(void *ud, const gw_error_t *err)
     c->in_cb++;
     if (err)
         reject(c, err);
-    else
-        phase_dispatch(c);
+    else if (c->shutdown_seen)
+        reject(c, &(gw_error_t){.kind = GW_ERR_UNAVAILABLE, .message = "gateway is shutting down"});
+    else {
+        c->phase++; /* past phase_limit */
+        advance(c);
+    }
     c->in_cb--;
     maybe_free(c);
 }
 
-/* admit, endpoint step: access (403) and rate limits (429) of the endpoint resolve found. True to
- * dispatch now; false when answered, or when the Redis store's verdict is pending (on_admitted). */
-static bool phase_limit(gw_call_t *c)
+/* admit, endpoint step: access (403) and rate limits (429) of the endpoint resolve found; with
+ * the Redis store the verdict may be pending (on_admitted resumes the call). */
+static phase_rc_t phase_limit(gw_call_t *c)
 {
     gw_error_t err = {0};
     int rc = gw_admit_endpoint(c->ctx->admit, c->cfg, c->r, c->res.routed, &c->who, &err, on_admitted, c);
     if (rc == 0)
-        return true;
+        return PHASE_NEXT;
     if (rc < 0) {
         reject(c, &err);
-        return false;
+        return PHASE_ANSWERED;
     }
     c->admit_pending = true;
     gw_req_set_event_cb(c->r, on_req_event, c); /* the client may leave while we wait */
-    return false;
+    return PHASE_WAIT;
 }
 
 /* dispatch, with render set up first: the stream is what attempts write into. */
-static void phase_dispatch(gw_call_t *c)
+static phase_rc_t phase_dispatch(gw_call_t *c)
 {
     const gw_endpoint_cfg_t *ep = c->res.served;
     gw_stream_opts_t so = {
@@ -515,6 +573,7 @@ static void phase_dispatch(gw_call_t *c)
         .databricks_route = is_dbx(c),
         .stream = c->stream,
         .passthrough = c->route.kind == GW_ROUTE_CHAT ? c->res.ad : NULL,
+        .encoded = c->encoded ? &c->up_body : NULL,
         .owner = &dispatch_owner,
         .owner_ud = c,
         .trace = c->trace.on ? &c->trace : NULL,
@@ -522,13 +581,40 @@ static void phase_dispatch(gw_call_t *c)
     c->d = gw_dispatch_new(&dopts);
     gw_req_set_event_cb(c->r, on_req_event, c);
     gw_dispatch_start(c->d);
+    return PHASE_NEXT;
 }
 
-/* The phase order, in one place. Each phase either passes the call on or answers it. */
-static void run_phases(gw_call_t *c)
+/* The phase order, in one place. Each phase passes the call on, answers it, or waits (for its
+ * work on the thread pool, or for the rate-limit store); render and finish follow from upstream
+ * and client events. */
+static phase_rc_t (*const phases[])(gw_call_t *) = {phase_route,   phase_admit,   phase_resolve,
+                                                     phase_limit,   phase_prepare, phase_dispatch};
+#define N_PHASES (sizeof(phases) / sizeof(phases[0]))
+
+static void advance(gw_call_t *c)
 {
-    if (phase_route(c) && phase_admit(c) && phase_resolve(c) && phase_limit(c))
-        phase_dispatch(c); /* render and finish follow from upstream and client events */
+    while ((size_t)c->phase < N_PHASES) {
+        phase_rc_t rc = phases[c->phase](c);
+        if (rc == PHASE_WAIT)
+            return;
+        c->phase = rc == PHASE_NEXT ? c->phase + 1 : (int)N_PHASES;
+    }
+}
+
+static void on_work_done(void *ud)
+{
+    gw_call_t *c = ud;
+    c->offloading = false;
+    c->work_done = true;
+    c->in_cb++;
+    if (c->client_done)
+        ; /* the client went away meanwhile: the call ends as cancelled */
+    else if (c->shutdown_seen)
+        reject(c, &(gw_error_t){.kind = GW_ERR_UNAVAILABLE, .message = "gateway is shutting down"});
+    else
+        advance(c);
+    c->in_cb--;
+    maybe_free(c);
 }
 
 void gw_call_start(gw_req_t *r, void *ud)
@@ -555,7 +641,7 @@ void gw_call_start(gw_req_t *r, void *ud)
     c->ka_timer.data = c;
     c->ka_open = true;
     c->in_cb++;
-    run_phases(c);
+    advance(c);
     c->in_cb--;
     maybe_free(c);
 }

@@ -48,6 +48,7 @@ typedef struct gw_ctx {
         gw_metric_t *attempt_duration;                     /** histogram, label "replica" */
         gw_metric_t *errors;                               /** label "error_code" */
         gw_metric_t *dropped_tools;                        /** hosted tools left out, label "tool" */
+        gw_metric_t *offloaded;                            /** request steps run on the thread pool */
     } m;                    /** per-endpoint families unless said otherwise (gateway/admin) */
     gw_ctx_observer_t observers[GW_CTX_MAX_OBSERVERS];
     size_t n_observers;

@@ -45,6 +45,7 @@ struct gw_dispatch {
     int n_attempts, cap_attempts;
     gw_up_t *up;
     gw_buf_t up_body;                 /** upstream request body; alive while the transfer runs */
+    const gw_endpoint_cfg_t *encoded_for; /** up_body arrived encoded for this endpoint (opts.encoded) */
     gw_buf_t up_error;                /** non-2xx upstream body */
     long up_status;
     int up_retry_after;
@@ -453,10 +454,14 @@ static int begin_attempt(gw_dispatch_t *d)
     if (d->ad != ad || d->n_attempts == 0 || d->fallback_used) {
         /* The body depends on the endpoint (model, adapter): encode it for this one. */
         gw_error_t err = {0};
+        bool ready = d->encoded_for == d->ep; /* by the same adapter: resolve chose it for ep */
+        d->encoded_for = NULL;
         d->ad = ad;
-        gw_buf_reset(&d->up_body);
-        if (d->ad->encode_request(d->req, d->ep, d->dbx, &d->up_body, &err) < 0)
-            return -1;
+        if (!ready) {
+            gw_buf_reset(&d->up_body);
+            if (d->ad->encode_request(d->req, d->ep, d->dbx, &d->up_body, &err) < 0)
+                return -1;
+        }
     }
     const gw_upstream_cfg_t *ucfg = &d->ep->upstreams[idx];
     const char *path = d->ad->path(d->ep);
@@ -525,6 +530,11 @@ gw_dispatch_t *gw_dispatch_new(const gw_dispatch_opts_t *o)
     d->pe = gw_pool_ep(d->pool, d->ep);
     d->pass = o->passthrough;
     d->ad = d->pass ? d->pass : ad_for(d->ep->adapter);
+    if (o->encoded) {
+        d->up_body = *o->encoded;
+        *o->encoded = (gw_buf_t){0};
+        d->encoded_for = d->ep;
+    }
     d->replica = -1;
     d->retries_left = d->ep->replica_retries;
     uv_timer_init(d->ctx->loop, &d->timer);

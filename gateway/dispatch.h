@@ -40,6 +40,9 @@ typedef struct {
     /** Set on the ChatCompletions route: every attempt uses this passthrough adapter, and only
      * fallbacks whose upstream speaks ChatCompletions are tried. NULL: the endpoint's adapter. */
     const ad_vtable_t *passthrough;
+    /** The upstream body already encoded for ep by its adapter (call.c's prepare phase), moved
+     * into the dispatch and used by the first attempt on ep; NULL = encode it here. */
+    gw_buf_t *encoded;
     const gw_dispatch_owner_t *owner;
     void *owner_ud;
     const gw_tp_ctx_t *trace;      /** the call's trace context (outlives the dispatch); NULL = none */

@@ -5,8 +5,9 @@
 #include <string.h>
 #include <sys/random.h>
 
-static unsigned char pool[4096];
-static size_t pool_left;
+/* Per thread: request work may run on libuv's pool (gateway/offload.h). */
+static _Thread_local unsigned char pool[4096];
+static _Thread_local size_t pool_left;
 
 void gw_id_random(void *out, size_t n)
 {

@@ -1,6 +1,7 @@
 /* agate: flags, config, signals, the loop. Nothing else. */
 #include <curl/curl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -293,6 +294,9 @@ static int supervise(int n)
 int main(int argc, char **argv)
 {
     struct app a = {0};
+    /* One malloc arena: a large body is parsed on a pool thread (gateway/offload.h) and freed on
+     * the loop, and a per-thread arena would keep each such request's peak cached per thread. */
+    mallopt(M_ARENA_MAX, 1);
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"workers", required_argument, NULL, 'w'},
                                          {"check-config", required_argument, NULL, 'k'},

@@ -10,11 +10,13 @@
 #include "gateway/dispatch.h"
 #include "gateway/log.h"
 #include "gateway/trace.h"
+#include "gateway/loopstat.h"
 #include "tables/row.h"
 
 struct gw_proxy {
     gw_ctx_t ctx;
     tb_row_writer_t *rows; /** the table observer; NULL when tables are off */
+    gw_loopstat_t *loopstat;
 };
 
 static void on_curl_batch(void *ud)
@@ -52,6 +54,7 @@ gw_proxy_t *gw_proxy_new(uv_loop_t *loop, const gw_config_t *cfg, tb_sink_t *sin
     ctx->scratch = gw_arena_new_sized(8192);
     ctx->metrics = gw_metrics_new();
     gw_admin_register_metrics(ctx);
+    p->loopstat = gw_loopstat_new(loop, ctx->metrics);
     gw_admin_touch_endpoints(ctx);
     ctx->admit = gw_admit_new(loop, ctx->metrics, rl_shm);
     gw_admit_configure(ctx->admit, cfg);
@@ -95,6 +98,7 @@ void gw_proxy_free(gw_proxy_t *p)
     free(ctx->retired);
     tb_row_writer_free(p->rows);
     gw_admit_free(ctx->admit);
+    gw_loopstat_close(p->loopstat);
     gw_metrics_free(ctx->metrics);
     gw_arena_free(ctx->scratch);
     uv_close((uv_handle_t *)&ctx->kick, on_proxy_closed); /* p is freed with its last handle */

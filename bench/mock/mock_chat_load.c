@@ -49,6 +49,12 @@ static const mock_step_t sc_bench_tools2[] = {
     S_FINISH("tool_calls"), S_USAGE(85, 40), S_DONE, S_END,
 };
 
+/* Hostile upstream: 3,000 parallel tool calls at sparse indexes (0, 1000, ... 2,999,000), opened
+ * and continued in a scrambled order (issue 15: per-request structures stay O(n log n)). */
+static const mock_step_t sc_tool_fan[] = {
+    S_ROLE, S_CALL_FAN(3000, 1000, "lookup"), S_FINISH("tool_calls"), S_USAGE(12, 3000), S_DONE, S_END,
+};
+
 static const mock_chat_sc_t scenarios[] = {
     SC("slow", sc_slow, 0),
     SC("stall", sc_stall, SF_STREAM_ONLY),
@@ -61,6 +67,7 @@ static const mock_chat_sc_t scenarios[] = {
     SC("bench200", sc_bench200, 0),
     SC("bench_tools2", sc_bench_tools2, 0),
     SC("bench_slow50", sc_bench_slow50, 0),
+    SC("tool_fan", sc_tool_fan, SF_STREAM_ONLY),
 };
 /* clang-format on */
 

@@ -1,6 +1,7 @@
 /* mock_chat_wire: chat.completion.chunk events and the folded chat.completion object
  * (envelopes from MOCK_SCENARIOS.md "Streaming responses"). */
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "mock_chat_wire.h"
@@ -73,6 +74,22 @@ static void delta_members(gw_buf_t *b, const mock_step_t *s)
         break;
     default:
         break;
+    }
+}
+
+void mock_chat_fan_piece(const mock_step_t *s, int rep, mock_step_t *out, char id[24], char args[24])
+{
+    int n = s->repeat / 2, j = rep % n;
+    int k = (int)(((long long)j * 7) % n); /* a permutation while n is not a multiple of 7 */
+    *out = (mock_step_t){.op = OP_TOOL, .idx = k * s->idx};
+    if (rep < n) {
+        snprintf(id, 24, "call_%d", k);
+        out->id = id;
+        out->name = s->name;
+        out->text = "";
+    } else {
+        snprintf(args, 24, "{\"k\":%d}", k);
+        out->text = args;
     }
 }
 

@@ -73,8 +73,12 @@ static void run_script(mock_conn_t *c)
         gw_buf_t ev;
         unsigned flags = r->sc ? r->sc->flags : r->rsc->flags;
         gw_buf_init(&ev);
+        mock_step_t fan;
+        char fan_id[24], fan_args[24];
+        if (s->op == OP_TOOL_FAN)
+            mock_chat_fan_piece(s, r->rep, &fan, fan_id, fan_args);
         if (r->route == MOCK_ROUTE_CHAT)
-            mock_chat_event(&ev, flags, s, r->events++);
+            mock_chat_event(&ev, flags, s->op == OP_TOOL_FAN ? &fan : s, r->events++);
         else
             mock_r_event(&ev, r->rsc, r->route, r->steps, r->step, r->events++);
         if ((flags & SF_SPLIT) && ev.len > 1) {

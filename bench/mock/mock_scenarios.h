@@ -25,6 +25,7 @@ typedef enum {
     OP_REASONING_FIELD, /* delta.reasoning = text */
     OP_REFUSAL,         /* delta.refusal = text */
     OP_TOOL,            /* one delta.tool_calls piece for call idx */
+    OP_TOOL_FAN,        /* repeat/2 parallel calls, interleaved: see mock_chat_fan_piece() */
     OP_DELTA,           /* raw delta members (unknown delta kinds) */
     OP_FINISH,          /* empty delta carrying finish_reason */
     OP_USAGE,           /* usage chunk with "choices":[] */
@@ -188,6 +189,7 @@ const char *mock_sc_duplicate(void);
     {.op = OP_TOOL, .idx = (i), .id = (cid), .name = (fn), .text = (args), .role = true}
 #define S_ARGS(i, frag)           {.op = OP_TOOL, .idx = (i), .text = (frag)}
 #define S_ARGS_FINISH(i, frag, r) {.op = OP_TOOL, .idx = (i), .text = (frag), .finish = (r)}
+#define S_CALL_FAN(n, stride, fn) {.op = OP_TOOL_FAN, .repeat = 2 * (n), .idx = (stride), .name = (fn)}
 #define S_DELTA(members)          {.op = OP_DELTA, .text = (members)}
 #define S_FINISH(r)               {.op = OP_FINISH, .finish = (r)}
 #define S_USAGE(p, c)             {.op = OP_USAGE, .prompt = (p), .completion = (c), .reasoning = -1}

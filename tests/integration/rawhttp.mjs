@@ -468,9 +468,14 @@ export async function startSilentUpstream() {
 }
 
 /** VmRSS of a process in bytes (Linux /proc). */
-export function rssBytes(pid) {
+function procStatusBytes(pid, field) {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(s);
-  assert.ok(m, `VmRSS in /proc/${pid}/status`);
+  const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(s);
+  assert.ok(m, `${field} in /proc/${pid}/status`);
   return Number(m[1]) * 1024;
 }
+
+/** Resident memory now. */
+export const rssBytes = (pid) => procStatusBytes(pid, 'VmRSS');
+/** Peak resident memory since the process started. */
+export const peakRssBytes = (pid) => procStatusBytes(pid, 'VmHWM');
