@@ -10,7 +10,9 @@
 #include "gateway/id.h"
 #include "gateway/log.h"
 #include "gateway/models.h"
+#include "gateway/recall.h"
 #include "gateway/resolve.h"
+#include "gateway/stored.h"
 #include "gateway/stream.h"
 
 struct gw_call {
@@ -22,6 +24,10 @@ struct gw_call {
     gw_route_t route;
     gw_identity_t who;
     gw_resolved_t res;
+    gw_recall_t *recall;   /** response-store part of the call; NULL without a store */
+    int store_waits;       /** store operations whose callback is still due: freeing waits */
+    enum { GW_STORE_WRITE_NONE = 0, GW_STORE_WRITE_PENDING, GW_STORE_WRITE_DONE } store_write;
+    bool stored;           /** the response was committed to the store (table column `stored`) */
     const gw_endpoint_cfg_t *routed; /** endpoint the client addressed, for rows and counters */
     gw_stream_t *stream;   /** render phase; NULL until resolved */
     gw_dispatch_t *d;      /** dispatch phase; NULL until resolved */
@@ -145,6 +151,32 @@ static void reject(gw_call_t *c, const gw_error_t *e)
 }
 
 static void on_ka_timer(uv_timer_t *t);
+static void flush(gw_call_t *c);
+
+static void on_store_written(void *ud, const gw_error_t *err)
+{
+    gw_call_t *c = ud;
+    c->in_cb++;
+    c->store_waits--;
+    c->store_write = GW_STORE_WRITE_DONE;
+    c->stored = err == NULL;
+    flush(c);
+    c->in_cb--;
+    maybe_free(c);
+}
+
+/* Read-your-writes (issue 12): the answer's last bytes (terminal event, or the whole JSON) wait
+ * until the response is in the store, at most store.write_timeout_ms. True while they wait. */
+static bool hold_for_store(gw_call_t *c)
+{
+    if (c->store_write == GW_STORE_WRITE_NONE && gw_stream_ended(c->stream) && !gw_stream_error(c->stream) &&
+        gw_recall_write(c->recall, gw_stream_aggregate(c->stream), gw_req_start_unix_us(c->r) / 1000000,
+                        on_store_written, c)) {
+        c->store_write = GW_STORE_WRITE_PENDING;
+        c->store_waits++;
+    }
+    return c->store_write == GW_STORE_WRITE_PENDING;
+}
 
 /* Render phase hand-off: move rendered bytes to the client; answer or end the response when the
  * stream is over. */
@@ -154,6 +186,8 @@ static void flush(gw_call_t *c)
     if (c->client_done)
         return;
     gw_stream_t *s = c->stream;
+    if (hold_for_store(c))
+        return;
     gw_buf_t *out = gw_stream_out(s);
     if (gw_stream_committed(s) && !c->headers_sent) {
         c->headers_sent = true;
@@ -251,8 +285,13 @@ static void on_req_event(gw_req_t *r, gw_req_event_t ev, void *ud)
     } else if (ev == GW_REQ_EV_SHUTDOWN && !c->client_done) {
         /* Drain bound passed: end the answer properly (terminal event, or 503 before commit). */
         gw_log(GW_LOG_INFO, c->request_id, "event=call_ended reason=shutdown");
-        gw_stream_fail(c->stream, &(gw_error_t){.kind = GW_ERR_UNAVAILABLE, .message = "gateway is shutting down"});
-        flush(c);
+        gw_error_t e = {.kind = GW_ERR_UNAVAILABLE, .message = "gateway is shutting down"};
+        if (!c->stream) { /* still waiting for the store */
+            reject(c, &e);
+        } else {
+            gw_stream_fail(c->stream, &e);
+            flush(c);
+        }
     }
     c->in_cb--;
     maybe_free(c);
@@ -333,13 +372,14 @@ static void summarize(const gw_call_t *c, gw_call_summary_t *s)
     s->first_byte_ns = gw_req_first_byte_ns(r);
     s->instance = c->ctx->instance;
     s->arena = c->a;
+    s->stored = c->stored;
 }
 
 /* Finish phase: once the client side is over and every attempt is settled, every observer sees
  * the call once; then everything the request owned goes. */
 static void maybe_free(gw_call_t *c)
 {
-    if (c->in_cb || !c->client_done || c->ka_open || (c->d && !gw_dispatch_settled(c->d)))
+    if (c->in_cb || !c->client_done || c->ka_open || c->store_waits || (c->d && !gw_dispatch_settled(c->d)))
         return;
     gw_ctx_t *ctx = c->ctx;
     unmark_dirty(c);
@@ -433,6 +473,78 @@ static bool phase_resolve(gw_call_t *c)
     return false;
 }
 
+static void phase_dispatch(gw_call_t *c);
+
+/* The owner of stored objects: the admitted requester, "" = the one anonymous owner. */
+static const char *owner(const gw_call_t *c)
+{
+    return c->who.requester;
+}
+
+static void on_recalled(void *ud, const gw_error_t *err)
+{
+    gw_call_t *c = ud;
+    c->in_cb++;
+    c->store_waits--;
+    if (!c->client_done) {
+        if (err)
+            reject(c, err);
+        else
+            phase_dispatch(c);
+    }
+    c->in_cb--;
+    maybe_free(c);
+}
+
+/* resolve, continued: the response store's lookups (previous_response_id, item_reference) may
+ * have to wait for the store; dispatch follows from on_recalled then. */
+static bool phase_recall(gw_call_t *c)
+{
+    gw_error_t err = {0};
+    gw_store_t *st = c->route.kind == GW_ROUTE_RESPONSES ? c->ctx->store : NULL;
+    int rc = gw_recall_resolve(&c->recall, st, c->a, owner(c), c->response_id, &c->res.req, on_recalled, c, &err);
+    if (rc < 0) {
+        reject(c, &err);
+        return false;
+    }
+    if (rc == 0)
+        return true;
+    c->store_waits++;
+    gw_req_set_event_cb(c->r, on_req_event, c); /* the client may leave while the store looks up */
+    return false;
+}
+
+static void on_stored_answer(void *ud, gw_str_t body, const gw_error_t *err)
+{
+    gw_call_t *c = ud;
+    c->in_cb++;
+    c->store_waits--;
+    if (!c->client_done) {
+        if (err) {
+            respond_error(c, err);
+        } else {
+            gw_req_respond(c->r, 200, "application/json", common_headers(c, NULL, false), body);
+            complete(c);
+        }
+    }
+    c->in_cb--;
+    maybe_free(c);
+}
+
+/* Stored responses' routes (gateway/stored): after admit, since the owner is the requester. Like
+ * the model list, not a table row (no payload, no upstream). */
+static void phase_stored(gw_call_t *c)
+{
+    c->admin = true;
+    gw_error_t err = {0};
+    if (gw_stored_respond(c->ctx->store, c->r, &c->route, owner(c), on_stored_answer, c, &err) < 0) {
+        reject(c, &err);
+        return;
+    }
+    c->store_waits++;
+    gw_req_set_event_cb(c->r, on_req_event, c);
+}
+
 /* dispatch, with render set up first: the stream is what attempts write into. */
 static void phase_dispatch(gw_call_t *c)
 {
@@ -470,7 +582,11 @@ static void phase_dispatch(gw_call_t *c)
 /* The phase order, in one place. Each phase either passes the call on or answers it. */
 static void run_phases(gw_call_t *c)
 {
-    if (phase_route(c) && phase_admit(c) && phase_resolve(c))
+    if (!phase_route(c) || !phase_admit(c))
+        return;
+    if (gw_stored_route(c->route.kind))
+        phase_stored(c);
+    else if (phase_resolve(c) && phase_recall(c))
         phase_dispatch(c); /* render and finish follow from upstream and client events */
 }
 

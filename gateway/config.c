@@ -586,7 +586,7 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
         goto fail;
     }
     static const char *const keys[] = {"listen", "log_level",    "endpoints",        "tables",
-                                       "limits", "retry_budget", "default_endpoint", "access_log", NULL};
+                                       "limits", "retry_budget", "default_endpoint", "access_log", "store", NULL};
     check_keys(&v, root, "", keys);
     parse_listen(&v, c, get_string(&v, root, "", "listen", false, "127.0.0.1:8080"));
     c->log_level = get_string(&v, root, "", "log_level", false, "info");
@@ -631,6 +631,7 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
     if (!v.failed)
         check_routing(&v, c, root);
     parse_tables(&v, root, &c->tables);
+    v.failed = v.failed || gw__config_parse_store(a, root, &c->store, err, errlen) < 0;
 
     c->retry_budget_ratio = 0.2;
     c->retry_budget_min = 3;

@@ -370,6 +370,10 @@ int main(int argc, char **argv)
         }
     }
     a.proxy = gw_proxy_new(a.loop, a.cfg, a.sink);
+    if (gw_proxy_open_store(a.proxy, err, sizeof(err)) < 0) {
+        fprintf(stderr, "agate: %s\n", err);
+        return 1;
+    }
     a.alog = gw_alog_new(a.loop, a.cfg->access_log, err, sizeof(err));
     if (!a.alog && err[0]) {
         fprintf(stderr, "agate: %s\n", err);

@@ -13,6 +13,22 @@ void gw_route_resolve(gw_str_t method, gw_str_t path, gw_route_t *out)
         out->allow = "POST";
         return;
     }
+    /* Stored responses (issue 12): /v1/responses/{id}[/input_items]. */
+    static const char stored[] = "/v1/responses/", items[] = "/input_items";
+    size_t spl = sizeof(stored) - 1, il = sizeof(items) - 1;
+    if (path.len > spl && memcmp(path.base, stored, spl) == 0) {
+        gw_str_t id = gw_str_n(path.base + spl, path.len - spl);
+        bool list = id.len > il && memcmp(id.base + id.len - il, items, il) == 0;
+        if (list)
+            id.len -= il;
+        if (id.len && !memchr(id.base, '/', id.len)) {
+            out->kind = list ? GW_ROUTE_STORED_INPUT : GW_ROUTE_STORED;
+            out->endpoint = id;
+            out->method_ok = get || (!list && gw_str_eq(method, "DELETE"));
+            out->allow = list ? "GET, HEAD" : "GET, HEAD, DELETE";
+            return;
+        }
+    }
     if (gw_str_eq(path, "/v1/chat/completions")) {
         out->kind = GW_ROUTE_CHAT;
         out->method_ok = post;

@@ -16,11 +16,14 @@ typedef enum {
     GW_ROUTE_CHAT,          /** POST /v1/chat/completions (ChatCompletions passthrough) */
     GW_ROUTE_MODELS,        /** GET /v1/models */
     GW_ROUTE_MODEL,         /** GET /v1/models/{id} */
+    GW_ROUTE_STORED,        /** GET|DELETE /v1/responses/{id} (response store) */
+    GW_ROUTE_STORED_INPUT,  /** GET /v1/responses/{id}/input_items */
 } gw_route_kind_t;
 
 typedef struct {
     gw_route_kind_t kind;
-    gw_str_t endpoint;  /** {name} of the invocations route, {id} of /v1/models/{id} (borrowed from the path) */
+    gw_str_t endpoint;  /** {name} of the invocations route, {id} of /v1/models/{id} and of the stored
+                         *  routes (borrowed from the path) */
     bool method_ok;     /** false: known path, wrong method (405) */
     const char *allow;  /** Allow header value for 405 */
 } gw_route_t;

@@ -188,6 +188,7 @@ void tb_rec_serialize(const tb_rec_t *r, const tb_limits_t *lim, gw_buf_t *o)
     kv_int(o, "response_bytes", (int64_t)r->response.len, r->response.base != NULL);
     usage_context(o, r->usage_context);
     kv_bool(o, "redacted", r->redacted);
+    kv_bool(o, "stored", r->stored);
     gw_buf_append_cstr(o, "}\n");
 }
 
