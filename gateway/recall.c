@@ -8,12 +8,7 @@
 #include "gateway/id.h"
 #include "gateway/log.h"
 
-/* A list of items as JSON text ("[a,b]") with each element's span, for the id index. */
-typedef struct {
-    gw_str_t text;
-    gw_store_item_t *v;
-    size_t n;
-} item_list_t;
+typedef gw_recall_items_t item_list_t;
 
 struct gw_recall {
     gw_store_t *st;
@@ -110,7 +105,7 @@ static void emit_input_item(gw_jgen_t *j, const gw_json_t *it)
 
 /* Serialises items into one JSON array text with each element's span. Elements are either parsed
  * items (re-emitted with ids) or stored JSON (raw, by index in raw[]). */
-static void build_list(gw_arena_t *a, const gw_json_t *input, const gw_str_t *raw, item_list_t *out)
+void gw_recall_item_list(gw_arena_t *a, const gw_json_t *input, const gw_str_t *raw, item_list_t *out)
 {
     gw_buf_t b;
     gw_buf_init(&b);
@@ -175,7 +170,7 @@ static void finish_resolve(gw_recall_t *rc, const gw_error_t *err)
 static void merge(gw_recall_t *rc)
 {
     gw_request_t *req = rc->req;
-    build_list(rc->a, req->input, rc->ref_json, &rc->input);
+    gw_recall_item_list(rc->a, req->input, rc->ref_json, &rc->input);
     gw_str_t prev = inner(rc->prev_context), now = inner(rc->input.text);
     size_t n = prev.len + now.len + 4;
     char *text = gw_arena_alloc(rc->a, n);
@@ -188,7 +183,7 @@ static void merge(gw_recall_t *rc)
         finish_resolve(rc, &rc->err);
         return;
     }
-    if (gw_request_check_input(rc->a, &rc->err, merged) < 0) {
+    if (gw_request_check_input(rc->a, &rc->err, merged, true) < 0) {
         finish_resolve(rc, &rc->err);
         return;
     }
@@ -248,11 +243,14 @@ static void on_previous(const gw_store_result_t *res, void *ud)
     if (res->status != GW_STORE_OK) {
         if (res->status == GW_STORE_FAILED) {
             rc->err = (gw_error_t){.kind = GW_ERR_UNAVAILABLE, .message = "response store unavailable"};
+        } else if (rc->req->conversation_id.base) {
+            gw_str_t id = rc->req->conversation_id;
+            fail(rc->a, &rc->err, GW_ERR_NOT_FOUND, "conversation", "Conversation with id '%.*s' not found.",
+                 (int)(id.len > 200 ? 200 : id.len), id.base);
         } else {
             gw_str_t id = rc->req->previous_response_id;
-            char *idz = gw_arena_strndup(rc->a, id.base, id.len > 200 ? 200 : id.len);
-            fail(rc->a, &rc->err, GW_ERR_NOT_FOUND, "previous_response_id", "Previous response with id '%s' not found.",
-                 idz);
+            fail(rc->a, &rc->err, GW_ERR_NOT_FOUND, "previous_response_id", "Previous response with id '%.*s' not found.",
+                 (int)(id.len > 200 ? 200 : id.len), id.base);
         }
         finish_resolve(rc, &rc->err);
         return;
@@ -297,10 +295,9 @@ int gw_recall_resolve(gw_recall_t **out, gw_store_t *store, gw_arena_t *a, const
     if (req->conversation && req->previous_response_id.base)
         return fail(a, err, GW_ERR_INVALID_VALUE, "previous_response_id",
                     "previous_response_id and conversation cannot be used together");
-    if (req->conversation)
-        return fail(a, err, GW_ERR_UNSUPPORTED, "conversation",
-                    "conversation is not supported yet (issue 12): use previous_response_id, or send the full "
-                    "conversation in 'input'");
+    if (req->conversation && req->store && !req->store->boolean)
+        return fail(a, err, GW_ERR_INVALID_VALUE, "store",
+                    "store: false cannot be used with conversation: the turn's items are stored in it");
     gw_recall_t *rc = gw_arena_calloc(a, sizeof(*rc));
     rc->st = store;
     rc->a = a;
@@ -312,8 +309,14 @@ int gw_recall_resolve(gw_recall_t **out, gw_store_t *store, gw_arena_t *a, const
     rc->prev_context = GW_STR_LIT("[]");
     *out = rc;
     req->stored = req->store ? req->store->boolean : gw_store_cfg(store)->store_by_default;
-    if (req->previous_response_id.base) {
-        gw_store_submit(store, &(gw_store_req_t){.kind = GW_STORE_GET_RESPONSE, .owner = owner, .id = req->previous_response_id},
+    if (req->conversation_id.base)
+        req->stored = true;
+    if (req->previous_response_id.base || req->conversation_id.base) {
+        bool conv = req->conversation_id.base != NULL;
+        gw_store_submit(store,
+                        &(gw_store_req_t){.kind = conv ? GW_STORE_CONV_ITEMS : GW_STORE_GET_RESPONSE,
+                                          .owner = owner,
+                                          .id = conv ? req->conversation_id : req->previous_response_id},
                         on_previous, rc);
         return 1;
     }
@@ -345,14 +348,14 @@ bool gw_recall_write(gw_recall_t *rc, gw_str_t response, int64_t created_at, gw_
     if (!rc || !rc->req->stored || !response.len)
         return false;
     if (!rc->input.text.base) /* nothing was merged: this turn's items are the request's own */
-        build_list(rc->a, rc->req->input, NULL, &rc->input);
+        gw_recall_item_list(rc->a, rc->req->input, NULL, &rc->input);
     gw_json_t *obj;
     const gw_json_t *output = NULL;
     if (gw_json_parse(rc->a, response.base, response.len, &obj, NULL) == 0)
         output = gw_json_get(obj, "output");
     item_list_t out = {0};
     if (gw_json_is(output, GW_JSON_ARRAY) && output->len)
-        build_list(rc->a, output, NULL, &out);
+        gw_recall_item_list(rc->a, output, NULL, &out);
     else
         out.text = GW_STR_LIT("[]");
     const gw_store_cfg_t *cfg = gw_store_cfg(rc->st);
@@ -387,6 +390,7 @@ bool gw_recall_write(gw_recall_t *rc, gw_str_t response, int64_t created_at, gw_
                                       .response = response,
                                       .input_items = rc->input.text,
                                       .context = gw_str_n(ctx, (size_t)len),
+                                      .conversation = rc->req->conversation_id,
                                       .items = items,
                                       .n_items = k,
                                       .timeout_ms = cfg->write_timeout_ms},

@@ -25,6 +25,17 @@
 
 typedef struct gw_recall gw_recall_t;
 
+/** Items as stored: one JSON array text and each element's id and span in it. */
+typedef struct {
+    gw_str_t text;
+    gw_store_item_t *v;
+    size_t n;
+} gw_recall_items_t;
+
+/** input (a string, or an array of items) as stored items: ids assigned where missing, a
+ * message's string content as parts; element i is raw[i] verbatim when raw and raw[i].base. */
+void gw_recall_item_list(gw_arena_t *a, const gw_json_t *input, const gw_str_t *raw, gw_recall_items_t *out);
+
 /** err NULL: done. Otherwise the error to answer (message in the arena). */
 typedef void (*gw_recall_cb)(void *ud, const gw_error_t *err);
 

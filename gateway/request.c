@@ -224,9 +224,9 @@ static int check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input, b
     return 0;
 }
 
-int gw_request_check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input)
+int gw_request_check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input, bool link_calls)
 {
-    return check_input(a, err, input, true, NULL);
+    return check_input(a, err, input, link_calls, NULL);
 }
 
 /* Whether input refers to stored items: then call outputs may answer calls merged in later. */
@@ -388,9 +388,12 @@ int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_req
         return reject(a, err, GW_ERR_INVALID_JSON, "previous_response_id",
                       "'previous_response_id' must be a non-empty string");
     v = gw_json_get(root, "conversation");
-    if (gw_json_is(v, GW_JSON_STRING) || gw_json_is(v, GW_JSON_OBJECT))
+    if (gw_json_is(v, GW_JSON_STRING) || gw_json_is(v, GW_JSON_OBJECT)) {
         r->conversation = v;
-    else if (!gw_json_is_nullish(v))
+        r->conversation_id = v->type == GW_JSON_STRING ? v->str : gw_json_get_str(v, "id");
+        if (!r->conversation_id.len)
+            return reject(a, err, GW_ERR_INVALID_VALUE, "conversation", "'conversation' must name a conversation id");
+    } else if (!gw_json_is_nullish(v))
         return reject(a, err, GW_ERR_INVALID_JSON, "conversation", "'conversation' must be a string or an object");
     v = gw_json_get(root, "store");
     if (gw_json_is(v, GW_JSON_BOOL))

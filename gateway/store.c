@@ -71,6 +71,15 @@ static const char *op_name(gw_store_op_kind_t k)
         return "put_response";
     case GW_STORE_DELETE_RESPONSE:
         return "delete_response";
+    case GW_STORE_CONV_CREATE:
+    case GW_STORE_CONV_UPDATE:
+    case GW_STORE_CONV_DELETE:
+    case GW_STORE_CONV_APPEND:
+    case GW_STORE_CONV_ITEM_DELETE:
+        return "conversation_write";
+    case GW_STORE_CONV_GET:
+    case GW_STORE_CONV_ITEMS:
+        return "conversation_read";
     default:
         return "purge";
     }
@@ -91,6 +100,11 @@ static void answer(gw__store_op_t *op)
         res.response = gw_str_n(op->out.base + op->off[0], op->len[0]);
         res.input_items = gw_str_n(op->out.base + op->off[1], op->len[1]);
         res.context = gw_str_n(op->out.base + op->off[2], op->len[2]);
+    }
+    if (op->status == GW_STORE_OK && op->q.kind >= GW_STORE_CONV_CREATE) {
+        res.context = gw_str_n(op->out.base + op->off[2], op->len[2]);
+        res.metadata = gw_str_n(op->out.base + op->off[3], op->len[3]);
+        res.created_at = op->created_at;
     }
     gw_store_item_t *found = NULL;
     if (op->status == GW_STORE_OK && op->q.kind == GW_STORE_GET_ITEMS && op->n_found) {
@@ -201,7 +215,7 @@ void gw_store_submit(gw_store_t *s, const gw_store_req_t *q, gw_store_cb cb, voi
     size_t o_owner = keep(op, gw_str(owner));
     gw_buf_append(&op->in, "", 1);
     size_t o_id = keep(op, q->id), o_resp = keep(op, q->response), o_in = keep(op, q->input_items),
-           o_ctx = keep(op, q->context);
+           o_ctx = keep(op, q->context), o_conv = keep(op, q->conversation), o_meta = keep(op, q->metadata);
     size_t *io = NULL, *jo = NULL;
     if (q->n_items) {
         op->items = gw_xcalloc(q->n_items, sizeof(*op->items));
@@ -218,6 +232,8 @@ void gw_store_submit(gw_store_t *s, const gw_store_req_t *q, gw_store_cb cb, voi
     op->q.response = gw_str_n(b + o_resp, q->response.len);
     op->q.input_items = gw_str_n(b + o_in, q->input_items.len);
     op->q.context = gw_str_n(b + o_ctx, q->context.len);
+    op->q.conversation = q->conversation.len ? gw_str_n(b + o_conv, q->conversation.len) : GW_STR_NULL;
+    op->q.metadata = gw_str_n(b + o_meta, q->metadata.len);
     for (size_t i = 0; i < q->n_items; i++)
         op->items[i] = (gw_store_item_t){gw_str_n(b + io[i], q->items[i].id.len),
                                          gw_str_n(b + jo[i], q->items[i].json.len)};

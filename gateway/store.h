@@ -34,6 +34,14 @@ typedef enum {
     GW_STORE_GET_ITEMS,       /** items[].id -> the found items' JSON (missing ones left out) */
     GW_STORE_PUT_RESPONSE,    /** id, created_at, response, input_items, context, items to index */
     GW_STORE_DELETE_RESPONSE, /** id: the response and the items it indexed */
+    /* Conversations (id = conv_...): */
+    GW_STORE_CONV_CREATE,     /** id, created_at, metadata, items (its first items, in order) */
+    GW_STORE_CONV_GET,        /** id -> metadata, created_at */
+    GW_STORE_CONV_UPDATE,     /** id, metadata -> the updated metadata, created_at */
+    GW_STORE_CONV_DELETE,     /** id: the conversation and its items */
+    GW_STORE_CONV_ITEMS,      /** id -> metadata, created_at, context = every item in order */
+    GW_STORE_CONV_APPEND,     /** id, created_at, items appended in order */
+    GW_STORE_CONV_ITEM_DELETE, /** id, items[0].id -> metadata, created_at */
 } gw_store_op_kind_t;
 
 /** One stored item: its id and its JSON text. */
@@ -51,6 +59,8 @@ typedef struct {
     gw_str_t response;       /** PUT: the Responses object */
     gw_str_t input_items;    /** PUT: JSON array of this turn's input items, ids assigned */
     gw_str_t context;        /** PUT: JSON array, every item a next turn continues from */
+    gw_str_t conversation;   /** PUT: also append this turn's items (input, output) to it */
+    gw_str_t metadata;       /** CONV_CREATE, CONV_UPDATE: JSON object */
     const gw_store_item_t *items; /** PUT: items to index by id; GET_ITEMS: ids wanted (json unused) */
     size_t n_items;
     int timeout_ms;          /** 0 = wait as long as the backend takes */
@@ -59,7 +69,9 @@ typedef struct {
 typedef struct {
     gw_store_status_t status;
     const char *why;         /** FAILED: short static reason (timeout, sqlite_error, ...) */
-    gw_str_t response, input_items, context; /** GET_RESPONSE */
+    gw_str_t response, input_items, context; /** GET_RESPONSE; CONV_ITEMS: context */
+    gw_str_t metadata;                       /** CONV_* */
+    int64_t created_at;                      /** CONV_* */
     const gw_store_item_t *items;            /** GET_ITEMS: found items, in the order asked */
     size_t n_items;
 } gw_store_result_t;

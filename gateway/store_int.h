@@ -21,7 +21,8 @@ struct gw__store_op {
     gw_store_status_t status;
     const char *why;
     gw_buf_t out;
-    size_t off[3], len[3];      /** response, input_items, context */
+    size_t off[4], len[4];      /** response, input_items, context, metadata */
+    int64_t created_at;         /** CONV_*: the conversation's */
     size_t *item_off, *item_len, *id_off, *id_len, n_found;
     size_t purged;              /** PURGE: objects deleted */
     uv_work_t work;

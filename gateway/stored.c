@@ -6,31 +6,22 @@
 #include <string.h>
 
 #include "gateway/json.h"
-
-typedef struct {
-    gw_arena_t *a;
-    gw_route_kind_t kind;
-    bool del;
-    gw_str_t id;
-    gw_str_t after, before;
-    long limit;
-    bool asc;
-    gw_stored_cb cb;
-    void *ud;
-    gw_error_t err;
-} stored_t;
+#include "gateway/stored_int.h"
 
 bool gw_stored_route(gw_route_kind_t k)
 {
-    return k == GW_ROUTE_STORED || k == GW_ROUTE_STORED_INPUT;
+    return k == GW_ROUTE_STORED || k == GW_ROUTE_STORED_INPUT || k == GW_ROUTE_CONVS || k == GW_ROUTE_CONV ||
+           k == GW_ROUTE_CONV_ITEMS || k == GW_ROUTE_CONV_ITEM;
 }
 
-/* Message: before + 'v' (at most 200 bytes) + after. */
-static int fail(gw_arena_t *a, gw_error_t *err, gw_err_kind_t kind, const char *param, const char *before, gw_str_t v,
+int gw__stored_fail(gw_arena_t *a, gw_error_t *err, gw_err_kind_t kind, const char *param, const char *before, gw_str_t v,
                 const char *after)
 {
     char *msg = gw_arena_alloc(a, 400);
-    snprintf(msg, 400, "%s'%.*s'%s", before, (int)(v.len > 200 ? 200 : v.len), v.base ? v.base : "", after);
+    if (v.base)
+        snprintf(msg, 400, "%s'%.*s'%s", before, (int)(v.len > 200 ? 200 : v.len), v.base, after);
+    else
+        snprintf(msg, 400, "%s%s", before, after);
     *err = (gw_error_t){.kind = kind, .message = msg, .param = param};
     return -1;
 }
@@ -56,7 +47,7 @@ static gw_str_t decode(gw_arena_t *a, gw_str_t v)
     return gw_str_n(o, n);
 }
 
-static int parse_query(stored_t *q, gw_str_t query, gw_error_t *err)
+int gw__stored_query(stored_t *q, gw_str_t query, gw_error_t *err)
 {
     const char *p = query.base, *end = query.base + query.len;
     while (p < end) {
@@ -66,7 +57,7 @@ static int parse_query(stored_t *q, gw_str_t query, gw_error_t *err)
         gw_str_t key = gw_str_n(p, (size_t)((eq ? eq : stop) - p));
         gw_str_t val = eq ? decode(q->a, gw_str_n(eq + 1, (size_t)(stop - eq - 1))) : GW_STR_LIT("");
         p = stop + 1;
-        bool list = q->kind == GW_ROUTE_STORED_INPUT;
+        bool list = q->kind == GW_ROUTE_STORED_INPUT || q->kind == GW_ROUTE_CONV_ITEMS;
         if (gw_str_eq(key, "include") || gw_str_eq(key, "include[]") || gw_str_eq(key, "include%5B%5D") ||
             gw_str_eq(key, "include_obfuscation"))
             continue; /* accepted; nothing agate stores depends on them (stored.h) */
@@ -80,14 +71,14 @@ static int parse_query(stored_t *q, gw_str_t query, gw_error_t *err)
             char *e = NULL;
             q->limit = strtol(tmp, &e, 10);
             if (!val.len || *e || q->limit < 1 || q->limit > 100)
-                return fail(q->a, err, GW_ERR_INVALID_VALUE, "limit", "limit must be an integer from 1 to 100, not ",
+                return gw__stored_fail(q->a, err, GW_ERR_INVALID_VALUE, "limit", "limit must be an integer from 1 to 100, not ",
                             val, "");
         } else if (list && gw_str_eq(key, "order")) {
             if (!gw_str_eq(val, "asc") && !gw_str_eq(val, "desc"))
-                return fail(q->a, err, GW_ERR_INVALID_VALUE, "order", "order must be asc or desc, not ", val, "");
+                return gw__stored_fail(q->a, err, GW_ERR_INVALID_VALUE, "order", "order must be asc or desc, not ", val, "");
             q->asc = gw_str_eq(val, "asc");
         } else if (key.len) {
-            return fail(q->a, err, GW_ERR_UNSUPPORTED, NULL, "unknown query parameter ", key, "");
+            return gw__stored_fail(q->a, err, GW_ERR_UNSUPPORTED, NULL, "unknown query parameter ", key, "");
         }
     }
     return 0;
@@ -95,7 +86,7 @@ static int parse_query(stored_t *q, gw_str_t query, gw_error_t *err)
 
 /* The page of a list of items: `after`/`before` are item ids in the list's order; `before` gives
  * the `limit` items just ahead of it (cursor pagination backwards). */
-static void render_page(stored_t *q, const gw_json_t *items, gw_buf_t *b)
+void gw__stored_page(stored_t *q, const gw_json_t *items, gw_buf_t *b)
 {
     size_t n = items->len;
     const gw_json_t **v = gw_arena_alloc(q->a, sizeof(*v) * (n ? n : 1));
@@ -150,7 +141,7 @@ static void on_result(const gw_store_result_t *res, void *ud)
     stored_t *q = ud;
     if (res->status != GW_STORE_OK) {
         if (res->status == GW_STORE_NOT_FOUND)
-            fail(q->a, &q->err, GW_ERR_NOT_FOUND, NULL, "Response with id ", q->id, " not found.");
+            gw__stored_fail(q->a, &q->err, GW_ERR_NOT_FOUND, NULL, "Response with id ", q->id, " not found.");
         else
             q->err = (gw_error_t){.kind = GW_ERR_UNAVAILABLE, .message = "response store unavailable"};
         q->cb(q->ud, GW_STR_NULL, &q->err);
@@ -173,7 +164,7 @@ static void on_result(const gw_store_result_t *res, void *ud)
             q->cb(q->ud, GW_STR_NULL, &q->err);
             return;
         }
-        render_page(q, items, &b);
+        gw__stored_page(q, items, &b);
     }
     gw_str_t body = gw_str_n(gw_arena_strndup(q->a, b.base ? b.base : "", b.len), b.len);
     gw_buf_dispose(&b);
@@ -187,12 +178,21 @@ int gw_stored_respond(gw_store_t *st, gw_req_t *r, const gw_route_t *route, cons
     stored_t *q = gw_arena_calloc(a, sizeof(*q));
     *q = (stored_t){.a = a, .kind = route->kind, .id = route->endpoint, .limit = 20, .cb = cb, .ud = ud};
     q->del = gw_str_eq(gw_req_method(r), "DELETE");
+    q->owner = owner;
+    q->r = r;
+    q->item = route->item;
+    q->post = gw_str_eq(gw_req_method(r), "POST");
+    if (!st && route->kind >= GW_ROUTE_CONVS)
+        return gw__stored_fail(a, err, GW_ERR_NOT_FOUND, NULL, "Conversation ", route->endpoint,
+                               " not found: this gateway stores no conversations (no `store` configured)");
     if (!st)
-        return fail(a, err, GW_ERR_NOT_FOUND, NULL,
+        return gw__stored_fail(a, err, GW_ERR_NOT_FOUND, NULL,
                     "Response with id ", q->id,
                     " not found: this gateway stores no responses (no `store` configured)");
-    if (parse_query(q, gw_req_query(r), err) < 0)
+    if (gw__stored_query(q, gw_req_query(r), err) < 0)
         return -1;
+    if (route->kind >= GW_ROUTE_CONVS)
+        return gw__stored_conv(st, q, err);
     gw_store_submit(st,
                     &(gw_store_req_t){.kind = q->del ? GW_STORE_DELETE_RESPONSE : GW_STORE_GET_RESPONSE,
                                       .owner = owner,

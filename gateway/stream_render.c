@@ -238,6 +238,12 @@ void gw__render_response(gw_stream_t *s, bool extras)
         gw_jgen_str(j, r->previous_response_id);
     else
         gw_jgen_null(j);
+    if (r->conversation_id.base) {
+        gw_jgen_cstr(j, "conversation");
+        gw_jgen_map_open(j);
+        gw_jgen_kv_str(j, "id", r->conversation_id);
+        gw_jgen_map_close(j);
+    }
     gw_jgen_cstr(j, "reasoning");
     gw_jgen_map_open(j);
     gw_jgen_kv_value(j, "effort", gw_json_get(r->reasoning, "effort"));

@@ -1,6 +1,7 @@
 // Response store (issue 12) with the SQLite backend, through the official openai SDK (pinned):
 // responses.retrieve / inputItems.list (both directions) / delete, previous_response_id and
-// item_reference resolution, read-your-writes after the terminal event, store:false, a 100-turn
+// item_reference resolution, conversations (every route), read-your-writes after the terminal
+// event, store:false, a 100-turn
 // chain (one row read per turn: the last turn's cost is measured against the first's), the store
 // locked by another process mid-load (answers keep flowing, rows say stored:false), ttl purge.
 
@@ -158,13 +159,60 @@ describe('store: retrieval, chains and references through the openai SDK', () =>
     assert.equal(gone.status, 404);
   });
 
-  test('conversation with previous_response_id -> 400; conversation alone: clear not-yet 400', T, async () => {
+  test('conversations through the SDK: create, retrieve, update, items (list both ways, add, get, delete), responses append, delete', T, async () => {
+    const c = await s.client.conversations.create({ metadata: { topic: 'demo' }, items: [{ type: 'message', role: 'user', content: 'remember: blue' }] });
+    assert.match(c.id, /^conv_/);
+    assert.deepEqual({ object: c.object, metadata: c.metadata }, { object: 'conversation', metadata: { topic: 'demo' } });
+    assert.equal(typeof c.created_at, 'number');
+    assert.deepEqual(await s.client.conversations.retrieve(c.id), c);
+    const r = await s.client.responses.create({ model: 'chat-agent', input: 'what colour?', conversation: c.id });
+    assert.deepEqual(r.conversation, { id: c.id });
+    const up = await s.mock.lastRequest();
+    assert.deepEqual(up.messages.map((m) => m.content), ['remember: blue', 'what colour?'], 'the conversation\'s items come first');
+    const r2 = await s.client.responses.create({ model: 'chat-agent', input: 'and again?', conversation: { id: c.id } });
+    assert.equal(r2.status, 'completed');
+    assert.equal((await s.mock.lastRequest()).messages.length, 4, 'seed, first turn\'s input and output, then the new input');
+    const added = await s.client.conversations.items.create(c.id, { items: [{ type: 'message', role: 'user', content: 'note' }] });
+    assert.equal(added.data.length, 1);
+    const all = [];
+    for await (const it of s.client.conversations.items.list(c.id, { order: 'asc', limit: 2 })) all.push(it);
+    assert.equal(all.length, 6, 'seed + two turns (input, output) + the added note');
+    assert.equal(all.at(-1).id, added.data[0].id);
+    const desc = await s.client.conversations.items.list(c.id, { limit: 2 });
+    assert.deepEqual(desc.data.map((i) => i.id), [all[5].id, all[4].id], 'desc by default');
+    const back = await http('GET', `${s.agate.url}/conversations/${c.id}/items?order=asc&before=${all[3].id}&limit=2`);
+    assert.deepEqual(back.json.data.map((i) => i.id), [all[1].id, all[2].id]);
+    assert.equal(back.json.has_more, true);
+    const one = await s.client.conversations.items.retrieve(all[0].id, { conversation_id: c.id });
+    assert.deepEqual(one, all[0]);
+    const after = await s.client.conversations.items.delete(all[0].id, { conversation_id: c.id });
+    assert.equal(after.id, c.id);
+    await assert.rejects(s.client.conversations.items.retrieve(all[0].id, { conversation_id: c.id }), (e) => e.status === 404);
+    const upd = await s.client.conversations.update(c.id, { metadata: { topic: 'renamed' } });
+    assert.deepEqual(upd.metadata, { topic: 'renamed' });
+    const del = await s.client.conversations.delete(c.id);
+    assert.deepEqual(del, { id: c.id, object: 'conversation.deleted', deleted: true });
+    await assert.rejects(s.client.conversations.retrieve(c.id), (e) => e.status === 404);
+    const gone = await postJSON(`${s.agate.url}/responses`, { model: 'chat-agent', input: 'x', conversation: c.id });
+    assert.equal(gone.status, 404);
+    assert.equal(gone.json.error.param, 'conversation');
+  });
+
+  test('conversation with previous_response_id, or with store:false -> 400; bad items -> 400', T, async () => {
     const both = await postJSON(`${s.agate.url}/responses`, { model: 'chat-agent', input: 'x', previous_response_id: 'resp_1', conversation: 'conv_1' });
     assert.equal(both.status, 400);
     assert.equal(both.json.error.param, 'previous_response_id');
-    const conv = await postJSON(`${s.agate.url}/responses`, { model: 'chat-agent', input: 'x', conversation: 'conv_1' });
-    assert.equal(conv.status, 400);
-    assert.match(conv.json.error.message, /conversation/);
+    const nostore = await postJSON(`${s.agate.url}/responses`, { model: 'chat-agent', input: 'x', store: false, conversation: 'conv_1' });
+    assert.equal(nostore.status, 400);
+    assert.equal(nostore.json.error.param, 'store');
+    const bad = await postJSON(`${s.agate.url}/conversations`, { items: [{ type: 'teleport' }] });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.param, 'input[0]');
+    const many = await postJSON(`${s.agate.url}/conversations`, { items: Array.from({ length: 21 }, () => ({ role: 'user', content: 'x' })) });
+    assert.equal(many.status, 400);
+    assert.equal(many.json.error.param, 'items');
+    const notjson = await http('POST', `${s.agate.url}/conversations`, { body: '{', contentType: 'application/json' });
+    assert.equal(notjson.status, 400);
   });
 
   test('a 100-turn chain: every turn sees the whole conversation, the last turn costs about what the first does', { timeout: 240_000 }, async () => {

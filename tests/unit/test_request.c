@@ -387,7 +387,7 @@ Test(request, stateful_fields_are_read_for_the_store, .timeout = 10)
     gw_json_t *merged;
     const char *in = "[{\"type\":\"function_call_output\",\"call_id\":\"c9\",\"output\":\"x\"}]";
     cr_assert_eq(gw_json_parse(a, in, strlen(in), &merged, NULL), 0);
-    cr_assert_eq(gw_request_check_input(a, &err, merged), -1);
+    cr_assert_eq(gw_request_check_input(a, &err, merged, true), -1);
     cr_assert_not_null(strstr(err.message, "c9"), "%s", err.message);
     gw_arena_free(a);
 }
