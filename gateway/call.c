@@ -500,6 +500,8 @@ static void on_recalled(void *ud, const gw_error_t *err)
  * have to wait for the store; dispatch follows from on_recalled then. */
 static bool phase_recall(gw_call_t *c)
 {
+    if (c->route.kind == GW_ROUTE_CHAT)
+        return true; /* a ChatCompletions body: nothing the store resolves */
     gw_error_t err = {0};
     gw_store_t *st = c->route.kind == GW_ROUTE_RESPONSES ? c->ctx->store : NULL;
     int rc = gw_recall_resolve(&c->recall, st, c->a, owner(c), c->response_id, &c->res.req, on_recalled, c, &err);

@@ -271,7 +271,7 @@ static int refuse_stateless(gw_arena_t *a, const gw_request_t *req, gw_error_t *
                     "conversation needs a response store, and this gateway has none: send the full "
                     "conversation in 'input' (stateless), or configure a `store`");
     size_t i = 0;
-    for (const gw_json_t *it = req->input->child; it; it = it->next, i++)
+    for (const gw_json_t *it = req->input ? req->input->child : NULL; it; it = it->next, i++)
         if (gw_str_eq(gw_json_get_str(it, "type"), "item_reference")) {
             char path[32];
             snprintf(path, sizeof(path), "input[%zu]", i);
