@@ -40,6 +40,8 @@ static const char usage[] =
     "speak ChatCompletions (adapter chat_completions) or Responses (adapter responses: OpenAI\n"
     "or MLflow flavour), with streaming translation and inference tables written to JSONL\n"
     "files (tables.sink jsonl) or PostgreSQL (tables.sink postgres, spooled while it is down).\n"
+    "With a `store` block (SQLite), responses are stored for previous_response_id,\n"
+    "item_reference, conversations and GET|DELETE /v1/responses/{id}.\n"
     "\n"
     "  --config FILE        JSON configuration (see README.md); without it agate serves the\n"
     "                       embedded demo config (upstream http://127.0.0.1:9100/v1, tables in\n"
@@ -51,7 +53,7 @@ static const char usage[] =
     "  --help, --version\n"
     "\n"
     "Signals: SIGTERM/SIGINT drain in-flight requests and flush tables, then exit;\n"
-    "SIGHUP reloads the config file (requests in flight keep the old one).\n";
+    "SIGHUP reloads the config file (requests in flight keep the old one; the store stays).\n";
 
 struct app {
     uv_loop_t *loop;
