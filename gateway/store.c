@@ -124,8 +124,18 @@ static void on_op_timeout(uv_timer_t *t)
     gw__store_op_t *op = t->data;
     op->status = GW_STORE_FAILED;
     op->why = "timeout";
-    gw_metric_add(op->s->ops, "timeout", 1);
+    if (!op->s->closing)
+        gw_metric_add(op->s->ops, "timeout", 1);
     answer(op);
+}
+
+/* Done with op: after its timer (if any) has closed. */
+static void op_release(gw__store_op_t *op)
+{
+    if (op->timer_open)
+        uv_close((uv_handle_t *)&op->timer, on_op_timer_closed);
+    else
+        op_free(op);
 }
 
 static void on_work(uv_work_t *w)
@@ -148,6 +158,20 @@ static void on_work_done(uv_work_t *w, int status)
     s->running = false;
     op->work_done = true;
     s->last_ok = op->status != GW_STORE_FAILED;
+    if (s->closing) {
+        /* The metrics registry may be gone (gw_store_free); every caller was answered there. */
+        op_release(op);
+        while (s->head) { /* queued after the close: never run */
+            gw__store_op_t *next = s->head->next;
+            s->head->work_done = true;
+            op_release(s->head);
+            s->head = next;
+        }
+        s->tail = NULL;
+        if (s->purge_closed)
+            store_free_now(s);
+        return;
+    }
     if (op->q.kind == GW__STORE_PURGE) {
         s->purging = false;
         if (op->purged) {
@@ -155,7 +179,7 @@ static void on_work_done(uv_work_t *w, int status)
             gw_log(GW_LOG_INFO, NULL, "event=store_purged objects=%zu", op->purged);
         }
         /* A full batch: more may be due; take the next one soon, leaving the loop to requests. */
-        if (!s->closing && op->purged >= GW__STORE_PURGE_BATCH)
+        if (op->purged >= GW__STORE_PURGE_BATCH)
             uv_timer_start(&s->purge, on_purge, 10, (uint64_t)s->cfg.purge_interval_ms);
     } else if (!op->answered) {
         gw_metric_add(s->ops, op->status == GW_STORE_FAILED ? "error" : op_name(op->q.kind), 1);
@@ -163,13 +187,8 @@ static void on_work_done(uv_work_t *w, int status)
     if (op->status == GW_STORE_FAILED && op->why && !op->answered)
         gw_log(GW_LOG_WARN, NULL, "event=store_failed op=%s why=%s", op_name(op->q.kind), op->why);
     answer(op);
-    if (op->timer_open)
-        uv_close((uv_handle_t *)&op->timer, on_op_timer_closed);
-    else
-        op_free(op);
+    op_release(op);
     start_next(s);
-    if (s->closing && s->purge_closed && !s->running && !s->head)
-        store_free_now(s); /* the last operation after gw_store_free */
 }
 
 static void start_next(gw_store_t *s)
@@ -342,6 +361,22 @@ void gw_store_free(gw_store_t *s)
     if (!s)
         return;
     s->closing = true;
+    /* Callers are answered now, while what they point to still exists (a call aborted at exit
+     * waits for its write); the operation running finishes on its thread, the rest never runs. */
+    for (gw__store_op_t *op = s->head; op; op = op->next) {
+        op->status = GW_STORE_FAILED;
+        op->why = "closing";
+        answer(op);
+    }
+    if (!s->running) {
+        while (s->head) {
+            gw__store_op_t *next = s->head->next;
+            s->head->work_done = true;
+            op_release(s->head);
+            s->head = next;
+        }
+        s->tail = NULL;
+    }
     uv_close((uv_handle_t *)&s->purge, on_purge_closed);
 }
 
