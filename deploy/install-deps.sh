@@ -22,13 +22,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-pkgs=(cmake make gcc pkg-config libuv1-dev libyajl-dev libcurl4-openssl-dev libpq-dev libhiredis-dev curl ca-certificates)
+pkgs=(cmake make gcc pkg-config libuv1-dev libyajl-dev libcurl4-openssl-dev libpq-dev libhiredis-dev libsqlite3-dev curl ca-certificates)
 want_test=0
 want_runtime=0
 for arg in "$@"; do
   case "$arg" in
-    --runtime) want_runtime=1; pkgs=(libuv1 libyajl2 libcurl4 libpq5 libhiredis0.14 ca-certificates curl) ;;
-    --test) want_test=1; pkgs+=(libcriterion-dev postgresql libpq-dev redis-server systemd clang libclang-rt-dev) ;;
+    --runtime) want_runtime=1; pkgs=(libuv1 libyajl2 libcurl4 libpq5 libhiredis0.14 libsqlite3-0 ca-certificates curl) ;;
+    --test) want_test=1; pkgs+=(libcriterion-dev postgresql libpq-dev redis-server sqlite3 systemd clang libclang-rt-dev) ;;
     --bench) pkgs+=(nginx-light wrk valgrind postgresql curl) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
   esac

@@ -1,6 +1,7 @@
 #include "gateway/admin.h"
 
 #include "gateway/json.h"
+#include "gateway/store.h"
 
 static uint64_t now_ms(void)
 {
@@ -35,6 +36,11 @@ static void respond_ready(gw_ctx_t *ctx, gw_req_t *r)
         /* A full spool means rows would be lost: not ready, said loudly (INFERENCE_TABLES §6). */
         ready = ready && tb_sink_ready(ctx->sink);
         gw_jgen_kv_cstr(j, "tables", ctx->sink->state);
+    }
+    if (ctx->store) {
+        /* A failing store means answers go out unstored (stored:false rows): not ready either. */
+        ready = ready && gw_store_ready(ctx->store);
+        gw_jgen_kv_cstr(j, "store", gw_store_state(ctx->store));
     }
     gw_jgen_kv_cstr(j, "status", ready ? "ready" : "not_ready");
     gw_jgen_map_close(j);

@@ -11,7 +11,9 @@
 #include "gateway/log.h"
 #include "gateway/models.h"
 #include "gateway/offload.h"
+#include "gateway/recall.h"
 #include "gateway/resolve.h"
+#include "gateway/stored.h"
 #include "gateway/stream.h"
 #include "gateway/trace.h"
 
@@ -33,6 +35,10 @@ struct gw_call {
     gw_error_t work_err;
     gw_buf_t up_body;      /** upstream body encoded by the prepare phase, moved to dispatch */
     bool encoded;
+    gw_recall_t *recall;   /** response-store part of the call; NULL without a store */
+    int store_waits;       /** store operations whose callback is still due: freeing waits */
+    enum { GW_STORE_WRITE_NONE = 0, GW_STORE_WRITE_PENDING, GW_STORE_WRITE_DONE } store_write;
+    bool stored;           /** the response was committed to the store (table column `stored`) */
     const gw_endpoint_cfg_t *routed; /** endpoint the client addressed, for rows and counters */
     gw_stream_t *stream;   /** render phase; NULL until resolved */
     gw_dispatch_t *d;      /** dispatch phase; NULL until resolved */
@@ -163,6 +169,32 @@ static void reject(gw_call_t *c, const gw_error_t *e)
 }
 
 static void on_ka_timer(uv_timer_t *t);
+static void flush(gw_call_t *c);
+
+static void on_store_written(void *ud, const gw_error_t *err)
+{
+    gw_call_t *c = ud;
+    c->in_cb++;
+    c->store_waits--;
+    c->store_write = GW_STORE_WRITE_DONE;
+    c->stored = err == NULL;
+    flush(c);
+    c->in_cb--;
+    maybe_free(c);
+}
+
+/* Read-your-writes (issue 12): the answer's last bytes (terminal event, or the whole JSON) wait
+ * until the response is in the store, at most store.write_timeout_ms. True while they wait. */
+static bool hold_for_store(gw_call_t *c)
+{
+    if (c->store_write == GW_STORE_WRITE_NONE && gw_stream_ended(c->stream) && !gw_stream_error(c->stream) &&
+        gw_recall_write(c->recall, gw_stream_aggregate(c->stream), gw_req_start_unix_us(c->r) / 1000000,
+                        on_store_written, c)) {
+        c->store_write = GW_STORE_WRITE_PENDING;
+        c->store_waits++;
+    }
+    return c->store_write == GW_STORE_WRITE_PENDING;
+}
 
 /* Render phase hand-off: move rendered bytes to the client; answer or end the response when the
  * stream is over. */
@@ -172,6 +204,8 @@ static void flush(gw_call_t *c)
     if (c->client_done)
         return;
     gw_stream_t *s = c->stream;
+    if (hold_for_store(c))
+        return;
     gw_buf_t *out = gw_stream_out(s);
     if (gw_stream_committed(s) && !c->headers_sent) {
         c->headers_sent = true;
@@ -266,7 +300,7 @@ static void on_req_event(gw_req_t *r, gw_req_event_t ev, void *ud)
         c->error_code = "CANCELLED";
         c->error_message = "client closed the connection";
         complete(c);
-    } else if (ev == GW_REQ_EV_SHUTDOWN && !c->client_done && !c->stream) {
+    } else if (ev == GW_REQ_EV_SHUTDOWN && !c->client_done && c->offloading) {
         c->shutdown_seen = true; /* answered when the offloaded work returns */
     } else if (ev == GW_REQ_EV_SHUTDOWN && !c->client_done) {
         /* Drain bound passed: end the answer properly (terminal event, or 503 before commit). */
@@ -276,7 +310,7 @@ static void on_req_event(gw_req_t *r, gw_req_event_t ev, void *ud)
             gw_stream_fail(c->stream, &e);
             flush(c);
         } else {
-            reject(c, &e); /* still waiting for its rate-limit verdict */
+            reject(c, &e); /* still waiting: rate-limit verdict or store lookup */
         }
     }
     c->in_cb--;
@@ -365,13 +399,15 @@ static void summarize(const gw_call_t *c, gw_call_summary_t *s)
     s->instance = c->ctx->instance;
     s->trace = c->trace.on ? &c->trace : NULL;
     s->arena = c->a;
+    s->stored = c->stored;
 }
 
 /* Finish phase: once the client side is over and every attempt is settled, every observer sees
  * the call once; then everything the request owned goes. */
 static void maybe_free(gw_call_t *c)
 {
-    if (c->in_cb || c->offloading || !c->client_done || c->ka_open || (c->d && !gw_dispatch_settled(c->d)))
+    if (c->in_cb || c->offloading || !c->client_done || c->ka_open || c->store_waits ||
+        (c->d && !gw_dispatch_settled(c->d)))
         return;
     gw_ctx_t *ctx = c->ctx;
     unmark_dirty(c);
@@ -547,6 +583,84 @@ static phase_rc_t phase_limit(gw_call_t *c)
     return PHASE_WAIT;
 }
 
+
+/* The owner of stored objects: the admitted requester, "" = the one anonymous owner. */
+static const char *owner(const gw_call_t *c)
+{
+    return c->who.requester;
+}
+
+static void on_recalled(void *ud, const gw_error_t *err)
+{
+    gw_call_t *c = ud;
+    c->in_cb++;
+    c->store_waits--;
+    if (!c->client_done) {
+        if (err) {
+            reject(c, err);
+        } else {
+            c->phase++; /* past phase_recall */
+            advance(c);
+        }
+    }
+    c->in_cb--;
+    maybe_free(c);
+}
+
+/* recall: the response store's lookups (previous_response_id, item_reference) may have to wait
+ * for the store; the call resumes from on_recalled then. */
+static phase_rc_t phase_recall(gw_call_t *c)
+{
+    if (c->route.kind == GW_ROUTE_CHAT)
+        return PHASE_NEXT; /* a ChatCompletions body: nothing the store resolves */
+    gw_error_t err = {0};
+    gw_store_t *st = c->route.kind == GW_ROUTE_RESPONSES ? c->ctx->store : NULL;
+    int rc = gw_recall_resolve(&c->recall, st, c->a, owner(c), c->response_id, &c->res.req, on_recalled, c, &err);
+    if (rc < 0) {
+        reject(c, &err);
+        return PHASE_ANSWERED;
+    }
+    if (rc == 0)
+        return PHASE_NEXT;
+    c->store_waits++;
+    gw_req_set_event_cb(c->r, on_req_event, c); /* the client may leave while the store looks up */
+    return PHASE_WAIT;
+}
+
+static void on_stored_answer(void *ud, gw_str_t body, const gw_error_t *err)
+{
+    gw_call_t *c = ud;
+    c->in_cb++;
+    c->store_waits--;
+    if (!c->client_done) {
+        if (err) {
+            respond_error(c, err);
+        } else {
+            gw_req_respond(c->r, 200, "application/json", common_headers(c, NULL, false), body);
+            complete(c);
+        }
+    }
+    c->in_cb--;
+    maybe_free(c);
+}
+
+/* Stored responses' routes (gateway/stored): after admit, since the owner is the requester. Like
+ * the model list, not a table row (no payload, no upstream); answered from on_stored_answer. */
+static phase_rc_t phase_stored(gw_call_t *c)
+{
+    if (!gw_stored_route(c->route.kind))
+        return PHASE_NEXT;
+    c->admin = true;
+    gw_error_t err = {0};
+    if (gw_stored_respond(c->ctx->store, c->r, &c->route, owner(c), on_stored_answer, c, &err) < 0) {
+        reject(c, &err);
+        return PHASE_ANSWERED;
+    }
+    c->store_waits++;
+    gw_req_set_event_cb(c->r, on_req_event, c);
+    return PHASE_ANSWERED;
+}
+
 /* dispatch, with render set up first: the stream is what attempts write into. */
 static phase_rc_t phase_dispatch(gw_call_t *c)
 {
@@ -587,8 +701,8 @@ static phase_rc_t phase_dispatch(gw_call_t *c)
 /* The phase order, in one place. Each phase passes the call on, answers it, or waits (for its
  * work on the thread pool, or for the rate-limit store); render and finish follow from upstream
  * and client events. */
-static phase_rc_t (*const phases[])(gw_call_t *) = {phase_route,   phase_admit,   phase_resolve,
-                                                     phase_limit,   phase_prepare, phase_dispatch};
+static phase_rc_t (*const phases[])(gw_call_t *) = {phase_route, phase_admit,   phase_stored,  phase_resolve,
+                                                     phase_recall, phase_limit,   phase_prepare, phase_dispatch};
 #define N_PHASES (sizeof(phases) / sizeof(phases[0]))
 
 static void advance(gw_call_t *c)

@@ -435,7 +435,7 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
     }
     static const char *const keys[] = {"listen", "log_level",    "endpoints",        "tables",
                                        "limits", "retry_budget", "default_endpoint", "access_log",
-                                       "auth",   "rate_limits_store", "test_only_rate_limit_period_ms", "tracing", NULL};
+                                       "auth",   "rate_limits_store", "test_only_rate_limit_period_ms", "tracing", "store", NULL};
     gw__cfg_check_keys(&v, root, "", keys);
     parse_listen(&v, c, gw__cfg_string(&v, root, "", "listen", false, "127.0.0.1:8080"));
     c->log_level = gw__cfg_string(&v, root, "", "log_level", false, "info");
@@ -482,6 +482,7 @@ gw_config_t *gw_config_parse(const char *json, size_t len, char *err, size_t err
     parse_tables(&v, root, &c->tables);
     gw__cfg_parse_auth(&v, root, c); /* auth, rate_limits_store: config_auth.c, config_limits.c */
     v.failed = v.failed || gw_config_tracing_parse(a, gw_json_get(root, "tracing"), &c->tracing, err, errlen) < 0;
+    v.failed = v.failed || gw__config_parse_store(a, root, &c->store, err, errlen) < 0;
 
     c->retry_budget_ratio = 0.2;
     c->retry_budget_min = 3;

@@ -10,6 +10,7 @@
 
 #include "gateway/arena.h"
 #include "gateway/balancer.h"
+#include "gateway/json.h"
 
 typedef enum { GW_ADAPTER_CHAT_COMPLETIONS = 0, GW_ADAPTER_RESPONSES } gw_adapter_kind_t;
 typedef enum { GW_FLAVOR_OPENAI = 0, GW_FLAVOR_MLFLOW } gw_flavor_t;
@@ -164,6 +165,20 @@ typedef struct {
     int batch_timeout_ms;          /** export what waits after this long, default 1000 */
     int export_timeout_ms;         /** one export's bound (connect included), default 5000 */
 } gw_tracing_cfg_t;
+typedef enum { GW_STORE_NONE = 0, GW_STORE_SQLITE, GW_STORE_POSTGRES } gw_store_backend_t;
+
+/** Response store (issue 12, gateway/store.h); parsed by config_store.c. */
+typedef struct {
+    gw_store_backend_t backend;  /** NONE = no `store` block: stateful features answer 400 */
+    const char *path;            /** sqlite: database file, default ./var/store.db */
+    const char *dsn;             /** postgres: libpq connection string (config, else $DATABASE_URL) */
+    bool store_by_default;       /** `store` omitted in a request: stored? default true (OpenAI's) */
+    int write_timeout_ms;        /** a response's write may hold its terminal event this long, 2000 */
+    int ttl_days;                /** stored objects older than this are purged, default 30 */
+    int purge_interval_ms;       /** TEST ONLY knob (README): purge tick, default 60000 */
+    int ttl_seconds;             /** TEST ONLY knob (README): overrides ttl_days when > 0 */
+    size_t max_response_bytes;   /** a response (object + context) larger than this is not stored, 16 MiB */
+} gw_store_cfg_t;
 
 typedef struct gw_config {
     gw_arena_t *arena; /** owns everything below */
@@ -174,6 +189,7 @@ typedef struct gw_config {
     gw_endpoint_cfg_t *endpoints;
     size_t n_endpoints;
     gw_tables_cfg_t tables;
+    gw_store_cfg_t store;
     gw_limits_cfg_t limits;
     double retry_budget_ratio;     /** retries in flight <= max(min, ratio x requests in flight); 0.2 */
     int retry_budget_min;          /** 3 */
@@ -198,6 +214,8 @@ const gw_endpoint_cfg_t *gw_config_endpoint_for_model(const gw_config_t *c, cons
 struct gw_json;
 /** The `tracing` block (x NULL = absent): 0, or -1 with a one-line message in err. */
 int gw_config_tracing_parse(gw_arena_t *a, const struct gw_json *x, gw_tracing_cfg_t *out, char *err, size_t errlen);
+/** The `store` block (config_store.c): 0, or -1 with a one-line message in err. */
+int gw__config_parse_store(gw_arena_t *a, const gw_json_t *root, gw_store_cfg_t *out, char *err, size_t errlen);
 /** `*` matches any run of bytes (also empty); every other byte matches itself. */
 bool gw_config_glob_match(const char *pattern, const char *s, size_t n);
 

@@ -31,6 +31,7 @@ typedef struct gw_ctx {
     uv_loop_t *loop;
     const gw_config_t *cfg; /** in force for new requests; in-flight calls keep theirs */
     tb_sink_t *sink;        /** NULL = tables off */
+    struct gw_store *store; /** response store (gateway/store.h), owned by gateway/proxy; NULL = none */
     gw_upctx_t *up;
     gw_pool_t *pool;        /** endpoints of cfg */
     gw_pool_t **retired;    /** pools of older configs: calls in flight may still use them */

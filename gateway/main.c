@@ -48,6 +48,8 @@ static const char usage[] =
     "or MLflow flavour), with streaming translation and inference tables written to JSONL\n"
     "files (tables.sink jsonl) or PostgreSQL (tables.sink postgres, spooled while it is down);\n"
     "OpenTelemetry traces exported over OTLP/HTTP when the config has a tracing block.\n"
+    "With a `store` block (SQLite), responses are stored for previous_response_id,\n"
+    "item_reference, conversations and GET|DELETE /v1/responses/{id}.\n"
     "\n"
     "  --config FILE        JSON configuration (see README.md); without it agate serves the\n"
     "                       embedded demo config (upstream http://127.0.0.1:9100/v1, tables in\n"
@@ -63,7 +65,8 @@ static const char usage[] =
     "  --help, --version\n"
     "\n"
     "Signals: SIGTERM/SIGINT drain in-flight requests and flush tables, then exit;\n"
-    "SIGHUP reloads the config file and the keys file (requests in flight keep the old config).\n";
+    "SIGHUP reloads the config file and the keys file (requests in flight keep the old config;\n"
+    "the store stays).\n";
 
 /* --new-key: 32 random bytes from the CSPRNG as "agk_" + 64 hex; the keys-file line holds only
  * the hash. Nothing is written anywhere but stdout. */
@@ -441,6 +444,10 @@ int main(int argc, char **argv)
         }
     }
     a.proxy = gw_proxy_new(a.loop, a.cfg, a.sink, rl_shm);
+    if (gw_proxy_open_store(a.proxy, err, sizeof(err)) < 0) {
+        fprintf(stderr, "agate: %s\n", err);
+        return 1;
+    }
     a.alog = gw_alog_new(a.loop, a.cfg->access_log, err, sizeof(err));
     if (!a.alog && err[0]) {
         fprintf(stderr, "agate: %s\n", err);

@@ -11,6 +11,7 @@
 #include "gateway/log.h"
 #include "gateway/trace.h"
 #include "gateway/loopstat.h"
+#include "gateway/store.h"
 #include "tables/row.h"
 
 struct gw_proxy {
@@ -99,6 +100,7 @@ void gw_proxy_free(gw_proxy_t *p)
     tb_row_writer_free(p->rows);
     gw_admit_free(ctx->admit);
     gw_loopstat_close(p->loopstat);
+    gw_store_free(ctx->store);
     gw_metrics_free(ctx->metrics);
     gw_arena_free(ctx->scratch);
     uv_close((uv_handle_t *)&ctx->kick, on_proxy_closed); /* p is freed with its last handle */
@@ -139,6 +141,17 @@ void gw_proxy_set_access_log(gw_proxy_t *p, gw_alog_t *l)
         return;
     add_observer(&p->ctx, gw_alog_observe, l);
     gw_metrics_collector(p->ctx.metrics, collect_alog, l);
+}
+
+int gw_proxy_open_store(gw_proxy_t *p, char *err, size_t errlen)
+{
+    gw_ctx_t *ctx = &p->ctx;
+    if (ctx->cfg->store.backend == GW_STORE_NONE)
+        return 0;
+    /* The store opened at start-up serves every later config generation: a changed `store` block
+     * takes effect at restart (README). */
+    ctx->store = gw_store_new(ctx->loop, &ctx->cfg->store, ctx->metrics, err, errlen);
+    return ctx->store ? 0 : -1;
 }
 
 size_t gw_proxy_active(const gw_proxy_t *p)

@@ -27,5 +27,7 @@ void gw_proxy_set_config(gw_proxy_t *p, const gw_config_t *cfg);
 void gw_proxy_set_access_log(gw_proxy_t *p, gw_alog_t *l);
 /** Requests in flight. */
 size_t gw_proxy_active(const gw_proxy_t *p);
+/** Opens the configured response store (cfg->store), if any: 0, or -1 with err. */
+int gw_proxy_open_store(gw_proxy_t *p, char *err, size_t errlen);
 
 #endif

@@ -150,7 +150,7 @@ static int check_call(gw_arena_t *a, gw_error_t *err, const gw_json_t *it, gw_st
 }
 
 static int check_call_output(gw_arena_t *a, gw_error_t *err, const gw_json_t *it, gw_str_t type,
-                             const char *path, struct id_set *calls)
+                             const char *path, struct id_set *calls, bool link_calls)
 {
     gw_str_t call_id = gw_json_get_str(it, "call_id");
     if (!call_id.len && gw_str_eq(type, "local_shell_call_output"))
@@ -158,8 +158,9 @@ static int check_call_output(gw_arena_t *a, gw_error_t *err, const gw_json_t *it
     if (!call_id.len)
         return reject(a, err, GW_ERR_INVALID_VALUE, path, "%.*s '%s' needs 'call_id'", (int)type.len,
                       type.base, path);
-    /* The call must have been made earlier in this same input (stateless gateway). */
-    if (!id_set_slot(calls, call_id)->base)
+    /* The call must have been made earlier in this same input; with stored turns to merge in
+     * first (link_calls false), the merged input is checked again (gw_request_check_input). */
+    if (link_calls && !id_set_slot(calls, call_id)->base)
         return reject(a, err, GW_ERR_INVALID_VALUE, path,
                       "%.*s '%s' refers to call_id '%.*s' that no earlier call item in input has",
                       (int)type.len, type.base, path, (int)call_id.len, call_id.base);
@@ -172,7 +173,8 @@ static int check_call_output(gw_arena_t *a, gw_error_t *err, const gw_json_t *it
 /* Input items (PROTOCOL.md §2.1, §2.2): messages, tool calls and their outputs, reasoning, and
  * items of hosted tools (dropped on translation). Other `*_call` items belong to tools this
  * gateway does not offer: 400 unsupported_parameter; any other type is a bad value. */
-static int check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input)
+static int check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input, bool link_calls,
+                       size_t *n_refs)
 {
     static const char *const roles[] = {"user", "assistant", "system", "developer", NULL};
     struct id_set calls;
@@ -201,15 +203,15 @@ static int check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input)
             if (check_call(a, err, it, type, path, &calls) < 0)
                 return -1;
         } else if (is_call_output(type)) {
-            if (check_call_output(a, err, it, type, path, &calls) < 0)
+            if (check_call_output(a, err, it, type, path, &calls, link_calls) < 0)
                 return -1;
         } else if (gw_str_eq(type, "reasoning") || ad_tools_is_hosted_item(type)) {
             /* Accepted; reasoning per the endpoint's reasoning_passback, hosted items dropped. */
-        } else if (gw_str_eq(type, "item_reference")) {
-            return reject(a, err, GW_ERR_UNSUPPORTED, path,
-                          "item_reference at '%s' is not supported: agate stores no responses; send the full "
-                          "items instead (store: false)",
-                          path);
+        } else if (gw_str_eq(type, "item_reference") && n_refs) {
+            /* Resolved from the store in the resolve phase (gateway/recall). */
+            if (!gw_json_get_str(it, "id").len)
+                return reject(a, err, GW_ERR_INVALID_VALUE, path, "item_reference '%s' needs an 'id'", path);
+            (*n_refs)++;
         } else if (has_suffix(type, "_call") || has_suffix(type, "_call_output") ||
                    gw_str_has_prefix(type, "mcp_")) {
             return reject(a, err, GW_ERR_UNSUPPORTED, path, "input item type '%.*s' at '%s' is not supported",
@@ -220,6 +222,20 @@ static int check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input)
         }
     }
     return 0;
+}
+
+int gw_request_check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input, bool link_calls)
+{
+    return check_input(a, err, input, link_calls, NULL);
+}
+
+/* Whether input refers to stored items: then call outputs may answer calls merged in later. */
+static bool has_item_refs(const gw_json_t *input)
+{
+    for (const gw_json_t *it = input->child; it; it = it->next)
+        if (gw_str_eq(gw_json_get_str(it, "type"), "item_reference"))
+            return true;
+    return false;
 }
 
 #define MAX_TOOLS 1024
@@ -364,15 +380,26 @@ int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_req
     else if (!gw_json_is_nullish(v))
         return reject(a, err, GW_ERR_INVALID_JSON, "stream", "'stream' must be a boolean");
 
-    /* Stateless gateway: server-side conversation state is not available (PROTOCOL.md §2). */
+    /* Server-side state: read here, resolved (or refused without a store) by gateway/recall. */
     v = gw_json_get(root, "previous_response_id");
-    if (!gw_json_is_nullish(v))
-        return reject(a, err, GW_ERR_UNSUPPORTED, "previous_response_id",
-                      "previous_response_id is not supported: agate is stateless and stores no responses; send "
-                      "the full conversation in 'input'");
-    if (!gw_json_is_nullish(gw_json_get(root, "conversation")))
-        return reject(a, err, GW_ERR_UNSUPPORTED, "conversation",
-                      "conversation is not supported: agate is stateless; send the full conversation in 'input'");
+    if (gw_json_is(v, GW_JSON_STRING) && v->str.len)
+        r->previous_response_id = v->str;
+    else if (!gw_json_is_nullish(v))
+        return reject(a, err, GW_ERR_INVALID_JSON, "previous_response_id",
+                      "'previous_response_id' must be a non-empty string");
+    v = gw_json_get(root, "conversation");
+    if (gw_json_is(v, GW_JSON_STRING) || gw_json_is(v, GW_JSON_OBJECT)) {
+        r->conversation = v;
+        r->conversation_id = v->type == GW_JSON_STRING ? v->str : gw_json_get_str(v, "id");
+        if (!r->conversation_id.len)
+            return reject(a, err, GW_ERR_INVALID_VALUE, "conversation", "'conversation' must name a conversation id");
+    } else if (!gw_json_is_nullish(v))
+        return reject(a, err, GW_ERR_INVALID_JSON, "conversation", "'conversation' must be a string or an object");
+    v = gw_json_get(root, "store");
+    if (gw_json_is(v, GW_JSON_BOOL))
+        r->store = v;
+    else if (!gw_json_is_nullish(v))
+        return reject(a, err, GW_ERR_INVALID_JSON, "store", "'store' must be a boolean");
     v = gw_json_get(root, "background");
     if (gw_json_is(v, GW_JSON_BOOL) && v->boolean)
         return reject(a, err, GW_ERR_UNSUPPORTED, "background", "background mode is not supported");
@@ -385,7 +412,8 @@ int gw_request_parse(gw_arena_t *a, gw_str_t body, bool databricks_route, gw_req
     if (v->type == GW_JSON_ARRAY) {
         if (v->len == 0)
             return reject(a, err, GW_ERR_INVALID_VALUE, "input", "'input' must not be empty");
-        if (check_input(a, err, v) < 0)
+        bool merged_later = r->previous_response_id.base || r->conversation || has_item_refs(v);
+        if (check_input(a, err, v, !merged_later, &r->n_item_refs) < 0)
             return -1;
     } else if (v->type != GW_JSON_STRING) {
         return reject(a, err, GW_ERR_INVALID_JSON, "input", "'input' must be a string or an array of items");

@@ -31,6 +31,13 @@ typedef struct {
     gw_str_t client_request_id;         /** top-level string, base NULL when absent */
     const gw_json_t *usage_context;
     bool return_trace;
+    /* Response store (issue 12, gateway/recall.h): read here, resolved in the resolve phase. */
+    gw_str_t previous_response_id;      /** base NULL when absent */
+    const gw_json_t *conversation;      /** string or {"id"}; NULL when absent */
+    gw_str_t conversation_id;           /** its id, base NULL when absent */
+    const gw_json_t *store;             /** the client's `store` boolean, NULL when absent */
+    size_t n_item_refs;                 /** item_reference items in input */
+    bool stored;                        /** set by resolve: this response is written to the store */
     /** Hosted tools left out for the endpoint (gw_request_apply_endpoint); tool types, arena. */
     const char **dropped_tools;
     size_t n_dropped_tools;
@@ -52,6 +59,11 @@ int gw_request_apply_endpoint(gw_request_t *r, gw_arena_t *a, const gw_endpoint_
  * array; `stream` boolean and `stream_options` object when present. Everything else is the
  * upstream's to judge. Same failure contract as gw_request_parse. */
 int gw_request_parse_chat(gw_arena_t *a, gw_str_t body, gw_request_t *out, gw_error_t *err);
+
+/** Items from the store's side (gateway/recall, gateway/stored): the same checks as a request's own
+ * input; link_calls: a call output must follow its call (a merged input; not for items added to a
+ * conversation piecewise). item_reference is not allowed here. -1 + err on failure. */
+int gw_request_check_input(gw_arena_t *a, gw_error_t *err, const gw_json_t *input, bool link_calls);
 
 /** Concatenated text parts of a content value (string, or parts with a "text" field), joined
  * with "\n". Used for translation and token estimates. */

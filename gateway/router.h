@@ -16,11 +16,19 @@ typedef enum {
     GW_ROUTE_CHAT,          /** POST /v1/chat/completions (ChatCompletions passthrough) */
     GW_ROUTE_MODELS,        /** GET /v1/models */
     GW_ROUTE_MODEL,         /** GET /v1/models/{id} */
+    GW_ROUTE_STORED,        /** GET|DELETE /v1/responses/{id} (response store) */
+    GW_ROUTE_STORED_INPUT,  /** GET /v1/responses/{id}/input_items */
+    GW_ROUTE_CONVS,         /** POST /v1/conversations */
+    GW_ROUTE_CONV,          /** GET|POST|DELETE /v1/conversations/{id} */
+    GW_ROUTE_CONV_ITEMS,    /** GET|POST /v1/conversations/{id}/items */
+    GW_ROUTE_CONV_ITEM,     /** GET|DELETE /v1/conversations/{id}/items/{item_id} */
 } gw_route_kind_t;
 
 typedef struct {
     gw_route_kind_t kind;
-    gw_str_t endpoint;  /** {name} of the invocations route, {id} of /v1/models/{id} (borrowed from the path) */
+    gw_str_t endpoint;  /** {name} of the invocations route, {id} of /v1/models/{id} and of the stored
+                         *  routes (borrowed from the path) */
+    gw_str_t item;      /** {item_id} of /v1/conversations/{id}/items/{item_id} */
     bool method_ok;     /** false: known path, wrong method (405) */
     const char *allow;  /** Allow header value for 405 */
 } gw_route_t;

@@ -66,6 +66,8 @@ gw_err_kind_t gw_req_error(const gw_req_t *r);
 gw_str_t gw_req_method(const gw_req_t *r);
 /** Path without the query string. */
 gw_str_t gw_req_path(const gw_req_t *r);
+/** Query string after the first '?', without it; empty when there is none. */
+gw_str_t gw_req_query(const gw_req_t *r);
 gw_str_t gw_req_header(const gw_req_t *r, const char *name);
 /** How many times the header occurs (case-insensitive name). */
 size_t gw_req_header_count(const gw_req_t *r, const char *name);

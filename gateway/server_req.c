@@ -276,6 +276,13 @@ gw_str_t gw_req_path(const gw_req_t *r)
     return u;
 }
 
+gw_str_t gw_req_query(const gw_req_t *r)
+{
+    gw_str_t u = gw_buf_str(&r->url);
+    const char *q = u.len ? memchr(u.base, '?', u.len) : NULL;
+    return q ? gw_str_n(q + 1, u.len - (size_t)(q + 1 - u.base)) : GW_STR_LIT("");
+}
+
 gw_str_t gw_req_header(const gw_req_t *r, const char *name)
 {
     for (size_t i = 0; i < r->n_hdrs; i++)

@@ -234,7 +234,16 @@ void gw__render_response(gw_stream_t *s, bool extras)
     echo_or(j, "top_p", r->top_p, "null");
     echo_or(j, "max_output_tokens", r->max_output_tokens, "null");
     gw_jgen_cstr(j, "previous_response_id");
-    gw_jgen_null(j);
+    if (r->previous_response_id.base)
+        gw_jgen_str(j, r->previous_response_id);
+    else
+        gw_jgen_null(j);
+    if (r->conversation_id.base) {
+        gw_jgen_cstr(j, "conversation");
+        gw_jgen_map_open(j);
+        gw_jgen_kv_str(j, "id", r->conversation_id);
+        gw_jgen_map_close(j);
+    }
     gw_jgen_cstr(j, "reasoning");
     gw_jgen_map_open(j);
     gw_jgen_kv_value(j, "effort", gw_json_get(r->reasoning, "effort"));
@@ -242,7 +251,7 @@ void gw__render_response(gw_stream_t *s, bool extras)
     gw_jgen_null(j);
     gw_jgen_map_close(j);
     gw_jgen_cstr(j, "store");
-    gw_jgen_bool(j, false);
+    gw_jgen_bool(j, r->stored);
     const gw_json_t *format = gw_json_get(r->text, "format");
     gw_jgen_cstr(j, "text");
     gw_jgen_map_open(j);

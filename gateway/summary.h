@@ -62,6 +62,7 @@ typedef struct {
     const gw_attempt_t *attempts;
     int n_attempts;
     bool fallback_used;
+    bool stored;                    /** the response was committed to the response store (issue 12) */
     const char *upstream_peer;      /** host:port of the last attempt, NULL if none */
     uint64_t queue_ns;              /** time spent waiting for a replica slot */
     int queue_waits;                /** times the call entered the slot queue (0 = never queued) */

@@ -25,7 +25,7 @@ static const char payload_columns[] =
     "error_code text, error_message text, rate_limit_scope text, input_tokens bigint, output_tokens bigint, "
     "cached_input_tokens bigint, reasoning_tokens bigint, token_count_source text, "
     "request_bytes bigint NOT NULL, response_bytes bigint, usage_context jsonb, request_tags jsonb, "
-    "redacted boolean NOT NULL, dropped_tools jsonb, requester_groups jsonb, PRIMARY KEY (databricks_request_id, request_date)";
+    "redacted boolean NOT NULL, dropped_tools jsonb, requester_groups jsonb, stored boolean, PRIMARY KEY (databricks_request_id, request_date)";
 static const char *const payload_indexes[] = {"request_time", "client_request_id",
                                               "served_entity_id, request_time", NULL};
 static const char usage_columns[] =

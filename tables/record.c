@@ -195,6 +195,7 @@ void tb_rec_serialize(const tb_rec_t *r, const tb_limits_t *lim, gw_buf_t *o)
     usage_context(o, r->usage_context);
     kv_bool(o, "redacted", r->redacted);
     kv_names(o, "requester_groups", r->requester_groups, r->n_requester_groups);
+    kv_bool(o, "stored", r->stored);
     gw_buf_append_cstr(o, "}\n");
 }
 

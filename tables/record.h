@@ -55,6 +55,7 @@ typedef struct {
     const char *token_count_source; /** upstream / estimated / none */
     const gw_json_t *usage_context;
     bool redacted; /** a redaction rule rewrote request or response */
+    bool stored;   /** the response is in the response store (issue 12); false: not asked, or failed */
 } tb_rec_t;
 
 typedef struct {

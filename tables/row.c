@@ -119,6 +119,7 @@ static void fill(const gw_call_summary_t *s, char entity_id[33], tb_rec_t *rec)
     rec->upstream_replica = s->upstream_peer;
     rec->attempt_count = s->n_attempts;
     rec->fallback_used = s->fallback_used;
+    rec->stored = s->stored;
     rec->dropped_tools = s->req->dropped_tools;
     rec->n_dropped_tools = s->req->n_dropped_tools;
     rec->gateway_instance = s->instance;

@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS "chat-agent_payload" (
     redacted               boolean NOT NULL,
     dropped_tools          jsonb,             -- hosted tools left out of the upstream request (issue 10)
     requester_groups       jsonb,             -- the caller's groups (issue 13)
+    stored                 boolean,           -- response committed to the response store (issue 12)
     PRIMARY KEY (databricks_request_id, request_date)
 ) PARTITION BY RANGE (request_date);
 CREATE INDEX ON "chat-agent_payload" (request_time);

@@ -70,12 +70,15 @@ static bool is_name_char(char ch)
     return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
 }
 
-/* x-mock-scenario header, else the first mock:NAME token of the raw body, else def. */
+/* x-mock-scenario header, else the first mock:NAME token of the raw body, else def. A first
+ * token `mock:last` picks the body's last mock:NAME token instead: a multi-turn client (a tool
+ * loop) steers each turn by what its newest message says. */
 static gw_str_t scenario_name(const mock_req_t *r, const char *def)
 {
     if (r->has_scenario)
         return r->scenario;
     const char *p = r->body.base, *end = r->body.base + r->body.len;
+    gw_str_t first = GW_STR_NULL, last = GW_STR_NULL;
     while (p && p < end) {
         const char *m = find_bytes(p, end, "mock:", 5);
         if (!m)
@@ -83,11 +86,18 @@ static gw_str_t scenario_name(const mock_req_t *r, const char *def)
         const char *n = m + 5, *q = n;
         while (q < end && is_name_char(*q))
             q++;
-        if (q > n)
-            return gw_str_n(n, (size_t)(q - n));
-        p = n;
+        if (q > n) {
+            gw_str_t tok = gw_str_n(n, (size_t)(q - n));
+            if (!first.base && !gw_str_eq(tok, "last"))
+                return tok;
+            if (!first.base)
+                first = tok;
+            else if (!gw_str_eq(tok, "last"))
+                last = tok;
+        }
+        p = q > n ? q : n;
     }
-    return gw_str(def);
+    return last.base ? last : gw_str(def);
 }
 
 /* Every scenario route keeps the raw body for /last-request and counts in /stats. */

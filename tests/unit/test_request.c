@@ -196,14 +196,12 @@ Test(request, rejects_top_level_fields, .timeout = 10)
          "model"},
         {"stream string", "{" M "\"input\":\"hi\",\"stream\":\"yes\"}", false, GW_ERR_INVALID_JSON, "stream",
          "stream"},
-        {"previous_response_id", "{" M "\"input\":\"hi\",\"previous_response_id\":\"resp_1\"}", false,
-         GW_ERR_UNSUPPORTED, "previous_response_id", "previous_response_id"},
-        {"previous_response_id (Databricks)", "{\"input\":\"hi\",\"previous_response_id\":\"resp_1\"}", true,
-         GW_ERR_UNSUPPORTED, "previous_response_id", "previous_response_id"},
-        {"conversation string", "{" M "\"input\":\"hi\",\"conversation\":\"conv_1\"}", false,
-         GW_ERR_UNSUPPORTED, "conversation", "conversation"},
-        {"conversation object", "{" M "\"input\":\"hi\",\"conversation\":{\"id\":\"conv_1\"}}", false,
-         GW_ERR_UNSUPPORTED, "conversation", "conversation"},
+        {"previous_response_id number", "{" M "\"input\":\"hi\",\"previous_response_id\":1}", false,
+         GW_ERR_INVALID_JSON, "previous_response_id", "previous_response_id"},
+        {"conversation number", "{" M "\"input\":\"hi\",\"conversation\":7}", false, GW_ERR_INVALID_JSON,
+         "conversation", "conversation"},
+        {"store string", "{" M "\"input\":\"hi\",\"store\":\"yes\"}", false, GW_ERR_INVALID_JSON, "store",
+         "store"},
         {"background true", "{" M "\"input\":\"hi\",\"background\":true}", false, GW_ERR_UNSUPPORTED,
          "background", "background"},
         {"prompt", "{" M "\"input\":\"hi\",\"prompt\":{\"id\":\"pmpt_1\"}}", false, GW_ERR_UNSUPPORTED,
@@ -358,8 +356,8 @@ Test(request, rejects_input_items, .timeout = 10)
          "{" M
          "\"input\":[" FC("c1") ",{\"type\":\"function_call_output\",\"call_id\":\"c1\",\"output\":5}]}",
          false, GW_ERR_INVALID_JSON, "input[1]", "output"},
-        {"item_reference", "{" M "\"input\":[" U "{\"type\":\"item_reference\",\"id\":\"msg_1\"}]}", false,
-         GW_ERR_UNSUPPORTED, "input[1]", "item_reference"},
+        {"item_reference without id", "{" M "\"input\":[" U "{\"type\":\"item_reference\"}]}", false,
+         GW_ERR_INVALID_VALUE, "input[1]", "id"},
         {"call item of a tool agate does not offer",
          "{" M "\"input\":[" U "{\"type\":\"shell_call\",\"id\":\"sh_1\",\"status\":\"completed\"}]}",
          false, GW_ERR_UNSUPPORTED, "input[1]", "shell_call"},
@@ -371,16 +369,26 @@ Test(request, rejects_input_items, .timeout = 10)
     check_rejections(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
-Test(request, item_reference_message_tells_client_what_to_do, .timeout = 10)
+/* Stateful fields are read here and resolved by gateway/recall (issue 12); a call output may
+ * answer a call that only the store's items hold. */
+Test(request, stateful_fields_are_read_for_the_store, .timeout = 10)
 {
     gw_arena_t *a = gw_arena_new();
     gw_request_t r;
     gw_error_t err = {0};
-    const char *body = "{" M "\"input\":[{\"type\":\"item_reference\",\"id\":\"msg_1\"}]}";
-    cr_assert_eq(gw_request_parse(a, gw_str(body), false, &r, &err), -1);
-    /* §8b: name item_reference and tell the client to send full items (store: false). */
-    cr_assert_not_null(strstr(err.message, "full items"), "%s", err.message);
-    cr_assert_not_null(strstr(err.message, "store"), "%s", err.message);
+    const char *body = "{" M "\"previous_response_id\":\"resp_1\",\"store\":false,\"input\":["
+                       "{\"type\":\"item_reference\",\"id\":\"fc_1\"},"
+                       "{\"type\":\"function_call_output\",\"call_id\":\"c9\",\"output\":\"x\"}]}";
+    cr_assert_eq(gw_request_parse(a, gw_str(body), false, &r, &err), 0, "%s", err.message);
+    cr_assert(gw_str_eq(r.previous_response_id, "resp_1"));
+    cr_assert_eq(r.n_item_refs, 1);
+    cr_assert(r.store && !r.store->boolean);
+    /* Once merged, input is checked in full: a call output no call precedes is refused. */
+    gw_json_t *merged;
+    const char *in = "[{\"type\":\"function_call_output\",\"call_id\":\"c9\",\"output\":\"x\"}]";
+    cr_assert_eq(gw_json_parse(a, in, strlen(in), &merged, NULL), 0);
+    cr_assert_eq(gw_request_check_input(a, &err, merged, true), -1);
+    cr_assert_not_null(strstr(err.message, "c9"), "%s", err.message);
     gw_arena_free(a);
 }
 
