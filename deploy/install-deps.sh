@@ -4,7 +4,7 @@
 #   deploy/install-deps.sh --test   also the test dependencies (node >= 20 + the pinned openai SDK,
 #                                   PostgreSQL: the tables tests start a throwaway cluster, and
 #                                   clang with libFuzzer's runtime for tests/fuzz)
-#   deploy/install-deps.sh --bench  also the benchmark tools (nginx, wrk, valgrind, curl)
+#   deploy/install-deps.sh --bench  also the benchmark tools (nginx, wrk, valgrind, perf, curl)
 #   deploy/install-deps.sh --runtime  only what the built binary needs to run (the container
 #                                   image's last stage, deploy/Dockerfile): shared libraries + curl
 #
@@ -28,7 +28,7 @@ for arg in "$@"; do
   case "$arg" in
     --runtime) want_runtime=1; pkgs=(libuv1 libyajl2 libcurl4 libpq5 ca-certificates curl) ;;
     --test) want_test=1; pkgs+=(libcriterion-dev postgresql libpq-dev systemd clang libclang-rt-dev) ;;
-    --bench) pkgs+=(nginx-light wrk valgrind postgresql curl) ;;
+    --bench) pkgs+=(nginx-light wrk valgrind linux-perf postgresql curl) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
   esac
 done
