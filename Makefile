@@ -2,7 +2,7 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
-# Seconds per fuzz target: `make fuzz` (long run), and the smoke run inside `make test` (8 targets,
+# Seconds per fuzz target: `make fuzz` (long run), and the smoke run inside `make test` (9 targets,
 # so FUZZ_SMOKE_SECONDS=30 costs about 4 minutes).
 FUZZ_SECONDS       ?= 300
 FUZZ_SMOKE_SECONDS ?= 30
