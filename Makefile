@@ -3,7 +3,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 # Seconds per fuzz target: `make fuzz` (long run), and the smoke run inside `make test` (9 targets,
-# so FUZZ_SMOKE_SECONDS=30 costs about 5 minutes per 10 targets).
+# so FUZZ_SMOKE_SECONDS=30 costs about 6 minutes for the 12 targets).
 FUZZ_SECONDS       ?= 300
 FUZZ_SMOKE_SECONDS ?= 30
 JOBS       ?= $(shell nproc)

@@ -7,6 +7,7 @@
 
 #include "adapters/adapter.h"
 #include "adapters/cc_request.h"
+#include "adapters/cc_scan.h"
 #include "gateway/log.h"
 #include "gateway/sse.h"
 
@@ -320,6 +321,26 @@ static int on_finish_reason(ad_state_t *s, gw_str_t fr, const gw_json_t *choice)
     return close_all(s, incomplete ? AD_STATUS_INCOMPLETE : AD_STATUS_COMPLETED);
 }
 
+/* finish_reason "error"/"abort" reads the choice's message (choice may be NULL otherwise). */
+static int choice_end(ad_state_t *s, gw_str_t fr, const gw_json_t *choice)
+{
+    return fr.len ? on_finish_reason(s, fr, choice) : 0;
+}
+
+/* The text fields of choice 0's delta, in the order they are applied (§6.2). */
+static int choice_texts(ad_state_t *s, gw_str_t reasoning_content, gw_str_t reasoning, gw_str_t content,
+                        gw_str_t refusal)
+{
+    gw_str_t r = reasoning_content.len ? reasoning_content : reasoning;
+    if (r.len && reasoning_delta(s, r) < 0)
+        return -1;
+    if (content.len && message_delta(s, AD_PART_OUTPUT_TEXT, content) < 0)
+        return -1;
+    if (refusal.len && message_delta(s, AD_PART_REFUSAL, refusal) < 0)
+        return -1;
+    return 0;
+}
+
 static void take_usage(ad_state_t *s, const gw_json_t *u)
 {
     if (!gw_json_is(u, GW_JSON_OBJECT))
@@ -366,16 +387,8 @@ static int on_choice(ad_state_t *s, const gw_json_t *choice)
         delta = gw_json_get(choice, "message"); /* non-streaming completion */
     if (s->finish_reason)
         return 0; /* first finish_reason counts; later deltas are ignored */
-    gw_str_t r = gw_json_get_str(delta, "reasoning_content");
-    if (!r.len)
-        r = gw_json_get_str(delta, "reasoning");
-    if (r.len && reasoning_delta(s, r) < 0)
-        return -1;
-    gw_str_t c = gw_json_get_str(delta, "content");
-    if (c.len && message_delta(s, AD_PART_OUTPUT_TEXT, c) < 0)
-        return -1;
-    gw_str_t rf = gw_json_get_str(delta, "refusal");
-    if (rf.len && message_delta(s, AD_PART_REFUSAL, rf) < 0)
+    if (choice_texts(s, gw_json_get_str(delta, "reasoning_content"), gw_json_get_str(delta, "reasoning"),
+                     gw_json_get_str(delta, "content"), gw_json_get_str(delta, "refusal")) < 0)
         return -1;
     const gw_json_t *tcs = gw_json_get(delta, "tool_calls");
     if (gw_json_is(tcs, GW_JSON_ARRAY)) {
@@ -393,9 +406,39 @@ static int on_choice(ad_state_t *s, const gw_json_t *choice)
         if (call_args(s, call, gw_json_get_str(fc, "arguments")) < 0)
             return -1;
     }
-    gw_str_t fr = gw_json_get_str(choice, "finish_reason");
-    if (fr.len)
-        return on_finish_reason(s, fr, choice);
+    return choice_end(s, gw_json_get_str(choice, "finish_reason"), choice);
+}
+
+static int begin_with_model(ad_state_t *s, gw_str_t model)
+{
+    if (begin(s) < 0)
+        return -1;
+    if (model.len && !s->model_seen) {
+        s->model_seen = true;
+        s->em->upstream_model(s->em->ctx, model);
+    }
+    return 0;
+}
+
+/* A chunk read by cc_scan: the same steps as on_json, from the scanned fields. */
+static int on_chunk(ad_state_t *s, const cc_chunk_t *c)
+{
+    if (begin_with_model(s, c->model) < 0)
+        return -1;
+    if (c->choice && !s->finish_reason) {
+        if (choice_texts(s, c->reasoning_content, c->reasoning, c->content, c->refusal) < 0 ||
+            choice_end(s, c->finish_reason, NULL) < 0)
+            return -1;
+    }
+    if (c->usage) {
+        ad_usage_t x = {.present = true,
+                        .input = c->has_input ? c->input : 0,
+                        .output = c->has_output ? c->output : 0,
+                        .cached = c->has_cached ? c->cached : 0,
+                        .reasoning = c->has_reasoning ? c->reasoning_tokens : 0};
+        x.total = c->has_total ? c->total : x.input + x.output;
+        s->em->usage(s->em->ctx, &x);
+    }
     return 0;
 }
 
@@ -410,13 +453,8 @@ static int on_json(ad_state_t *s, const gw_json_t *ev)
     }
     if (ev->type != GW_JSON_OBJECT)
         return fail_with(s, GW_ERR_UPSTREAM, "upstream sent a stream event that is not a JSON object");
-    if (begin(s) < 0)
+    if (begin_with_model(s, gw_json_get_str(ev, "model")) < 0)
         return -1;
-    gw_str_t model = gw_json_get_str(ev, "model");
-    if (model.len && !s->model_seen) {
-        s->model_seen = true;
-        s->em->upstream_model(s->em->ctx, model);
-    }
     const gw_json_t *choices = gw_json_get(ev, "choices");
     if (gw_json_is(choices, GW_JSON_ARRAY)) {
         for (const gw_json_t *ch = choices->child; ch; ch = ch->next) {
@@ -483,6 +521,9 @@ static int on_sse_event(void *ud, gw_str_t event, gw_str_t data)
         s->done_seen = true;
         return end_stream(s);
     }
+    cc_chunk_t chunk;
+    if (!ad__cc_scan_off && cc_scan_chunk(s->scratch, data.base, data.len, &chunk) == CC_SCAN_OK)
+        return on_chunk(s, &chunk);
     if (gw_json_parse(s->scratch, data.base, data.len, &ev, &perr) < 0)
         return fail_with(s, GW_ERR_UPSTREAM, "upstream sent invalid JSON in its stream");
     return on_json(s, ev);

@@ -5,14 +5,18 @@
 #   bench/run.sh                    full run (`make bench`, ~7.5 min)
 #   BENCH_SMOKE=1 bench/run.sh      every phase for ~1 s with tiny counts (`make bench-smoke`, CI)
 #
-# Phases: 1 saturation (wrk) - req/s and CPU us per request from /proc/<pid>/stat;
+# Two upstream shapes of the same 20-delta stream: bench20 (one write per SSE event, back to back)
+# and bench20_whole (the whole body in one write with Content-Length).
+# Phases: 1 saturation (wrk) - req/s and CPU us per request from /proc/<pid>/stat, both shapes;
 #         2 fixed offered load (bench/loadgen, open loop) - TTFB/TTLB p50/p99, added vs direct;
 #         3 callgrind - instructions per request (difference of two runs, startup cancels);
 #         4 memory - RSS with many concurrent open (stalled) streams, per stream;
+#         sys - syscalls per request from perf stat tracepoints (raw_syscalls:sys_enter), both
+#               shapes back to back, and per separately-read event (bench_slow50);
 #         5 tables on (JSONL) vs off - from phase 1, plus the rows actually written;
 #         phase 1 also runs agate_chat: the same ChatCompletions stream through agate's
 #         /v1/chat/completions passthrough (issue 16), CPU per request next to nginx.
-# BENCH_PHASES selects phases (default "sat lat cg mem"); the table check runs with sat.
+# BENCH_PHASES selects phases (default "sat lat cg sys mem"); the table check runs with sat.
 # Output: a table on stdout, bench/results/<date>[-smoke].json (+ .txt table, callgrind excerpts).
 # Every process started here is killed on exit; every load phase is bounded in time.
 #
@@ -34,26 +38,28 @@ load_cpu=${BENCH_LOAD_CPU:-1}
 if [ "$smoke" = 1 ]; then out_dir=${BENCH_OUT:-${TMPDIR:-/tmp}/agate-bench-smoke}; else out_dir=${BENCH_OUT:-$here/bench/results}; fi
 clk_tck=$(getconf CLK_TCK)
 
-phases=" ${BENCH_PHASES:-sat lat cg mem} "
+phases=" ${BENCH_PHASES:-sat lat cg sys mem} "
 want() { [[ $phases == *" $1 "* ]]; }
 
 if [ "$smoke" = 1 ]; then
     reps=${BENCH_REPS:-1}; sat20_reps=$reps; lat_reps=$reps
     sat_secs=1; sat_conns=16
-    sat_scenarios=(bench20 bench1 bench200 bench_tools2)
+    sat_scenarios=(bench20 bench20_whole bench1 bench200 bench_tools2)
     lat_rate=${BENCH_RATE:-200}; lat_secs=1; lat_warm=0.3; lat_conns=16
     slow_rate=50; slow_secs=1.5; slow_conns=80
     cg_n1=5; cg_n2=25
+    sys_n=40; slow_n=20; slow_c=20
     want_streams=${BENCH_STREAMS:-200}; hold_secs=1
 else
     # bench20 (the headline stream, and the tables on/off pair) and the latency runs get more
     # repetitions: this host is shared, and medians of 5 hold up better than of 3.
     reps=${BENCH_REPS:-3}; sat20_reps=${BENCH_REPS:-5}; lat_reps=${BENCH_REPS:-5}
     sat_secs=4; sat_conns=64
-    sat_scenarios=(bench20 bench1 bench200 bench_tools2)
+    sat_scenarios=(bench20 bench20_whole bench1 bench200 bench_tools2)
     lat_rate=${BENCH_RATE:-2000}; lat_secs=4; lat_warm=1; lat_conns=32
     slow_rate=500; slow_secs=4; slow_conns=700
     cg_n1=200; cg_n2=2200
+    sys_n=2000; slow_n=200; slow_c=100
     want_streams=${BENCH_STREAMS:-10000}; hold_secs=3
 fi
 
@@ -63,7 +69,7 @@ loadgen=$build/loadgen
 for bin in "$agate" "$mock" "$loadgen"; do
     [ -x "$bin" ] || { echo "bench: missing $bin (cmake --build $build)" >&2; exit 1; }
 done
-for tool in nginx wrk valgrind callgrind_annotate taskset; do
+for tool in nginx wrk valgrind callgrind_annotate taskset perf; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found (deploy/install-deps.sh --bench)" >&2; exit 1; }
 done
 if [ "$(nproc)" -lt 2 ]; then
@@ -110,6 +116,7 @@ log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 note() { log "note: $*"; printf '%s\n' "$*" >>"$notes"; }
 
+finite() { awk -v v="$1" 'BEGIN { exit !(v ~ /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/) }'; }
 # Float arithmetic: calc 'expr' (awk syntax), printed with %.*f.
 calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
 # Value of key=value in a line of space-separated pairs; empty if absent.
@@ -194,7 +201,7 @@ resp_body() { printf '{"model":"bench","input":"Benchmark request mock:%s","stre
 chat_body() {
     printf '{"model":"mock-model","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Benchmark request mock:%s"}]}' "$1"
 }
-for s in bench20 bench1 bench200 bench_tools2 bench_slow50 stall; do
+for s in bench20 bench20_whole bench1 bench200 bench_tools2 bench_slow50 stall; do
     resp_body "$s" >"$work/resp_$s.json"
     chat_body "$s" >"$work/chat_$s.json"
 done
@@ -395,6 +402,7 @@ sat_phase() {
     for scen in "${sat_scenarios[@]}"; do
         targets=(agate nginx)
         n=$reps
+        [ "$scen" = bench20_whole ] && n=$sat20_reps
         if [ "$scen" = bench20 ]; then
             targets=(agate nginx direct agate_tables agate_chat)
             n=$sat20_reps
@@ -508,9 +516,9 @@ if want lat; then
 fi
 
 # ---------------------------------------------------------------- phase 3: callgrind
-# cg_run TARGET N: total Ir of the target serving N sequential bench20 requests under callgrind.
+# cg_run TARGET N SCENARIO: total Ir of the target serving N sequential SCENARIO requests under callgrind.
 cg_run() {
-    local target=$1 n=$2 file=$work/cg.$1.$2.out pid port line ir
+    local target=$1 n=$2 scen=$3 file=$work/cg.$1.$3.$2.out pid port line ir
     local vg=(valgrind --tool=callgrind --callgrind-out-file="$file")
     case $target in
     agate | agate_tables)
@@ -518,13 +526,13 @@ cg_run() {
         [ "$target" = agate_tables ] && sink=jsonl
         start_agate "cg_$target.$n" "$main_mock_port" "$sink" "${vg[@]}"
         pid=$agate_pid port=$agate_port
-        line=$(timeout 300 "$loadgen" --port "$port" --body-file "$work/resp_bench20.json" --expect response.completed \
+        line=$(timeout 300 "$loadgen" --port "$port" --body-file "$work/resp_$scen.json" --expect response.completed \
             -c 1 --requests "$n" --duration 280 --timeout 290 --quiet) || true
         ;;
     nginx)
         start_nginx "cg_nginx.$n" "$main_mock_port" "${vg[@]}"
         pid=$nginx_pid port=$nginx_port
-        line=$(timeout 300 "$loadgen" --port "$port" --path /v1/chat/completions --body-file "$work/chat_bench20.json" \
+        line=$(timeout 300 "$loadgen" --port "$port" --path /v1/chat/completions --body-file "$work/chat_$scen.json" \
             --expect '[DONE]' -c 1 --requests "$n" --duration 280 --timeout 290 --quiet) || true
         ;;
     esac
@@ -538,18 +546,82 @@ cg_run() {
 if want cg; then
     mark_load callgrind
     log "phase 3: callgrind, instructions per request = (Ir($cg_n2 requests) - Ir($cg_n1)) / $((cg_n2 - cg_n1))"
-    for target in agate nginx agate_tables; do
-        cg_run "$target" "$cg_n1"
-        ir1=$cg_ir
-        cg_run "$target" "$cg_n2"
-        ir2=$cg_ir
-        ipr=$(calc "($ir2 - $ir1) / ($cg_n2 - $cg_n1)" 0)
-        [ "$ipr" -gt 0 ] || die "callgrind $target: no instructions per request"
-        record cg bench20 "$target" instr_per_req 1 "$ipr"
-        log "callgrind $target: $ipr instructions per request (Ir $ir1 -> $ir2)"
+    for scen in bench20 bench20_whole; do
+        for target in agate nginx agate_tables; do
+            cg_run "$target" "$cg_n1" "$scen"
+            ir1=$cg_ir
+            cg_run "$target" "$cg_n2" "$scen"
+            ir2=$cg_ir
+            ipr=$(calc "($ir2 - $ir1) / ($cg_n2 - $cg_n1)" 0)
+            [ "$ipr" -gt 0 ] || die "callgrind $scen $target: no instructions per request"
+            record cg "$scen" "$target" instr_per_req 1 "$ipr"
+            log "callgrind $scen $target: $ipr instructions per request (Ir $ir1 -> $ir2)"
+        done
+        record cg "$scen" agate/nginx instr_ratio 1 "$(calc "$(median_of cg "$scen" agate instr_per_req) / $(median_of cg "$scen" nginx instr_per_req)" 3)"
+        record cg "$scen" tables_on/off instr_ratio 1 "$(calc "$(median_of cg "$scen" agate_tables instr_per_req) / $(median_of cg "$scen" agate instr_per_req)" 3)"
     done
-    record cg bench20 agate/nginx instr_ratio 1 "$(calc "$(median_of cg bench20 agate instr_per_req) / $(median_of cg bench20 nginx instr_per_req)" 3)"
-    record cg bench20 tables_on/off instr_ratio 1 "$(calc "$(median_of cg bench20 agate_tables instr_per_req) / $(median_of cg bench20 agate instr_per_req)" 3)"
+fi
+
+# ---------------------------------------------------------------- phase sys: syscalls (perf stat)
+# Counted by kernel tracepoints on the proxy's pid while N requests run (never strace: it slows
+# the proxy until the upstream's segments merge). raw_syscalls:sys_enter is the total; the named
+# syscalls are the breakdown ("other" is the rest).
+sys_names=(read readv recvfrom recvmsg write writev sendto sendmsg epoll_wait epoll_pwait epoll_ctl poll ppoll
+    accept4 connect socket close getsockopt setsockopt ioctl getpeername getsockname futex brk mmap munmap)
+sys_events() {
+    local e=raw_syscalls:sys_enter n
+    for n in "${sys_names[@]}"; do e="$e,syscalls:sys_enter_$n"; done
+    echo "$e"
+}
+# sys_run TARGET SCENARIO N CONNS: syscalls per request of TARGET serving N SCENARIO requests over
+# CONNS connections (CONNS 1: back to back on one keep-alive connection).
+sys_run() {
+    local target=$1 scen=$2 n=$3 conns=$4 expect='[DONE]' file line perf_pid total
+    target_info "$target"
+    [ "$t_kind" = resp ] && expect=response.completed
+    file=$work/perf.$target.$scen.csv
+    taskset -c "$load_cpu" perf stat -x, -o "$file" -e "$(sys_events)" -p "$t_pid" 2>"$work/perf.$target.$scen.err" &
+    perf_pid=$!
+    pids+=("$perf_pid")
+    # perf writes nothing until it stops; give it a moment to attach (bounded).
+    sleep 0.5
+    kill -0 "$perf_pid" 2>/dev/null || die "perf stat did not start on $target: $(cat "$work/perf.$target.$scen.err")"
+    line=$(timeout 120 "$loadgen" --port "$t_port" --path "$t_path" --body-file "$work/${t_kind%_agate}_$scen.json" \
+        --expect "$expect" -c "$conns" --requests "$n" --duration 110 --timeout 115 --quiet) || true
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    forget_pid "$perf_pid"
+    [ "$(kv ok "$line")" = "$n" ] || die "syscalls $scen/$target: $n requests not served: $line"
+    total=$(awk -F, '$3 == "raw_syscalls:sys_enter" { print $1 }' "$file")
+    finite "$total" && [ "$total" -gt 0 ] || die "syscalls $scen/$target: perf counted nothing ($(cat "$file"))"
+    record sys "$scen" "$target" syscalls_per_req 1 "$(calc "$total / $n" 2)"
+    local breakdown
+    breakdown=$(awk -F, -v n="$n" -v t="$total" '$3 ~ /^syscalls:sys_enter_/ && $1 + 0 > 0 {
+            sub(/^syscalls:sys_enter_/, "", $3); s += $1; printf "%s %.2f, ", $3, $1 / n }
+        END { printf "other %.2f", (t - s) / n }' "$file")
+    record_text sys "$scen" "$target" "$breakdown"
+    log "syscalls $scen $target: $(calc "$total / $n" 2) per request ($breakdown)"
+}
+record_text() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$work/text.tsv"; }
+text_of() { awk -F'\t' -v p="$1" -v s="$2" -v t="$3" '$1 == p && $2 == s && $3 == t { print $4; exit }' "$work/text.tsv" 2>/dev/null; }
+
+if want sys; then
+    perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1 ||
+        die "perf stat cannot count raw_syscalls:sys_enter here (needs linux-perf and tracefs; perf_event_paranoid $(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null))"
+    mark_load syscalls
+    log "phase sys: syscalls per request (perf stat tracepoints): $sys_n back-to-back requests per shape on one connection, $slow_n bench_slow50 over $slow_c"
+    for scen in bench20 bench20_whole; do
+        for target in agate nginx; do
+            sys_run "$target" "$scen" "$sys_n" 1
+        done
+    done
+    # bench_slow50 reads its 20 deltas separately (50 ms apart): 19 more separately read events
+    # than the whole-body shape, which is what the per-event figure divides by.
+    for target in agate nginx; do
+        sys_run "$target" bench_slow50 "$slow_n" "$slow_c"
+        record sys bench_slow50 "$target" syscalls_per_event 1 \
+            "$(calc "($(median_of sys bench_slow50 "$target" syscalls_per_req) - $(median_of sys bench20_whole "$target" syscalls_per_req)) / 19" 2)"
+    done
 fi
 
 # ---------------------------------------------------------------- phase 4: memory
@@ -642,6 +714,11 @@ fmt() { # median [min..max]
 }
 
 cpu_ratio=$(get sat bench20 agate/nginx cpu_ratio)
+cpu_ratio_whole=$(get sat bench20_whole agate/nginx cpu_ratio)
+ipr_tables=$(get cg bench20 agate_tables instr_per_req)
+sys_b2b=$(get sys bench20 agate syscalls_per_req)
+sys_event=$(get sys bench_slow50 agate syscalls_per_event)
+rss_stream=$(get mem stall agate bytes_per_stream)
 added_p99=$(get lat "${lat_keys[0]}" agate-direct added_ttfb_p99_us)
 # Noise-floor estimate: other jobs on the host only ever add latency, so the best repetition of
 # each target is the closest to its intrinsic figure.
@@ -660,11 +737,16 @@ verdict() { # CONDITION VALUE
 }
 # A run that measured nothing must fail, smoke included: every headline figure of a phase that ran
 # is a finite number (an empty, "-nan" or "inf" figure means a phase silently produced nothing).
-finite() { awk -v v="$1" 'BEGIN { exit !(v ~ /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/) }'; }
 check_fig() { # NAME VALUE
     finite "$2" || die "no measurement for $1 (got '${2}')"
 }
 want sat && check_fig "CPU ratio agate/nginx (bench20)" "$cpu_ratio"
+want sat && check_fig "CPU ratio agate/nginx (bench20_whole)" "$cpu_ratio_whole"
+want cg && check_fig "instructions per request with tables (bench20)" "$ipr_tables"
+want cg && check_fig "instruction ratio agate/nginx (bench20_whole)" "$(get cg bench20_whole agate/nginx instr_ratio)"
+want sys && check_fig "syscalls per request (bench20, back to back)" "$sys_b2b"
+want sys && check_fig "syscalls per request (bench20_whole)" "$(get sys bench20_whole agate syscalls_per_req)"
+want sys && check_fig "syscalls per separately-read event" "$sys_event"
 want sat && check_fig "tables on/off throughput ratio" "$tables_rps"
 want lat && check_fig "added p99 TTFB" "$added_p99"
 want cg && check_fig "instruction ratio agate/nginx" "$(get cg bench20 agate/nginx instr_ratio)"
@@ -675,12 +757,20 @@ t2=$(verdict "$added_p99 < 1000" "$added_p99")
 t2l=$(verdict "$added_p99_low < 1000" "$added_p99_low")
 t3=$(verdict "$rss10k < 300" "$rss10k")
 t4=$(verdict "1 - $tables_rps < 0.05" "$tables_rps")
+# Issue 11 (the hot path): both upstream shapes.
+h1=$(verdict "$cpu_ratio_whole <= 3" "$cpu_ratio_whole")
+h2=$(verdict "$cpu_ratio <= 1.3" "$cpu_ratio")
+h3=$(verdict "$ipr_tables <= 200000" "$ipr_tables")
+h3s=$(verdict "$ipr_tables <= 120000" "$ipr_tables")
+h4=$(verdict "$sys_b2b <= 9" "$sys_b2b")
+h5=$(verdict "$sys_event <= 2.5" "$sys_event")
+h6=$(verdict "$rss_stream <= 20000" "$rss_stream")
 
 {
     echo "agate benchmark $(date -u +%FT%TZ)$([ "$smoke" = 1 ] && echo ' (SMOKE: not meaningful)')"
     echo "host: $(nproc) cpus ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -r); proxy cpu $proxy_cpu, load cpu $load_cpu"
     echo "values: median [min..max] over the repetitions, targets alternating (odd repetitions forward, even reversed)"
-    echo "host load average (1 min) at start/fixed load/callgrind/memory/end: $(for p in start fixed_load callgrind memory end; do printf '%s ' "$(get env "$p" all loadavg_1min)"; done)"
+    echo "host load average (1 min) at start/fixed load/callgrind/syscalls/memory/end: $(for p in start fixed_load callgrind syscalls memory end; do printf '%s ' "$(get env "$p" all loadavg_1min)"; done)"
     echo
     echo "1. Saturation (wrk -t1 -c$sat_conns, ${sat_secs}s, $sat20_reps reps for bench20, $reps for the others): requests/s and proxy CPU us per request (utime+stime)"
     printf '%-13s %-13s %-30s %-28s %-28s %-20s %-18s\n' scenario target "req/s" "CPU us/req" "of which kernel" "proxy core busy" "other on that core"
@@ -715,11 +805,26 @@ t4=$(verdict "1 - $tables_rps < 0.05" "$tables_rps")
     done
     echo "   (added = target minus direct in the same repetition; negative values are noise)"
     echo
-    echo "3. Callgrind (user-space instructions per bench20 request, $((cg_n2 - cg_n1)) requests, 1 connection)"
-    for target in agate agate_tables nginx; do
-        printf '   %-13s %s\n' "$target" "$(get cg bench20 "$target" instr_per_req)"
+    echo "3. Callgrind (user-space instructions per request, $((cg_n2 - cg_n1)) requests, 1 connection)"
+    printf '   %-13s %-16s %s\n' target "bench20" "bench20_whole"
+    for target in agate agate_tables nginx agate/nginx; do
+        m=instr_per_req
+        [ "$target" = agate/nginx ] && m=instr_ratio
+        printf '   %-13s %-16s %s\n' "$target" "$(get cg bench20 "$target" $m)" "$(get cg bench20_whole "$target" $m)"
     done
-    printf '   %-13s %s\n' "agate/nginx" "$(get cg bench20 agate/nginx instr_ratio)"
+    echo
+    echo "3b. Syscalls per request (perf stat -e raw_syscalls:sys_enter on the proxy's pid; $sys_n requests back to back"
+    echo "    on one connection; bench_slow50: $slow_n requests over $slow_c connections, deltas read separately)"
+    for scen in bench20 bench20_whole bench_slow50; do
+        for target in agate nginx; do
+            [ -n "$(get sys "$scen" "$target" syscalls_per_req)" ] || continue
+            printf '   %-14s %-6s %-7s %s\n' "$scen" "$target" "$(get sys "$scen" "$target" syscalls_per_req)" "($(text_of sys "$scen" "$target"))"
+        done
+    done
+    for target in agate nginx; do
+        [ -z "$(get sys bench_slow50 "$target" syscalls_per_event)" ] ||
+            printf '   per separately-read event (bench_slow50 - bench20_whole) / 19: %s %s\n' "$target" "$(get sys bench_slow50 "$target" syscalls_per_event)"
+    done
     echo
     echo "4. Memory: concurrent stalled streams (RSS in KiB)"
     printf '   %-8s %-8s %-10s %-10s %-10s %-16s %s\n' target streams "RSS idle" "RSS open" "RSS HWM" "bytes/stream" "RSS at 10,000 (MiB, projected)"
@@ -739,6 +844,12 @@ t4=$(verdict "1 - $tables_rps < 0.05" "$tables_rps")
     [ -z "$added_p99_low" ] || echo "   added p99 TTFB < 1 ms at ${lat_keys[1]#*@} req/s: median ${added_p99_low} us -> $t2l (best repetitions: $(best_added "${lat_keys[1]}") us)"
     echo "   10,000 concurrent streams < 300 MiB RSS: ${rss10k} MiB (projected from $(get mem stall agate streams) streams) -> $t3"
     echo "   tables on costs < 5% throughput: ratio ${tables_rps} -> $t4"
+    echo "   (issue 11) CPU per request <= 3x nginx, whole-body upstream (bench20_whole): ${cpu_ratio_whole}x -> $h1"
+    echo "   (issue 11) CPU per request <= 1.3x nginx, one write per event (bench20): ${cpu_ratio}x -> $h2"
+    echo "   (issue 11) instructions per request, JSONL tables on, <= 200k (stretch 120k): ${ipr_tables} -> $h3 (stretch: $h3s)"
+    echo "   (issue 11) syscalls per request back to back <= 9: ${sys_b2b} -> $h4"
+    echo "   (issue 11) syscalls per separately-read event <= 2.5: ${sys_event} -> $h5"
+    echo "   (issue 11) RSS per idle open stream <= 20,000 B: ${rss_stream} -> $h6"
     if [ -s "$notes" ]; then
         echo
         echo "Notes"
@@ -770,8 +881,16 @@ json_str() { printf '%s' "$1" | awk 'BEGIN { RS = "\0" } { sub(/\n+$/, ""); gsub
         "$added_p99_low" "${lat_keys[1]#*@}" "$([ "$t2l" = met ] && echo true || echo false)"
     printf '    {"name": "rss_10000_streams_mib", "value": %s, "target": "< 300", "measured_streams": %s, "met": %s},\n' \
         "$rss10k" "$(get mem stall agate streams)" "$([ "$t3" = met ] && echo true || echo false)"
-    printf '    {"name": "tables_throughput_ratio", "value": %s, "target": ">= 0.95", "met": %s}\n' \
+    printf '    {"name": "tables_throughput_ratio", "value": %s, "target": ">= 0.95", "met": %s},\n' \
         "$tables_rps" "$([ "$t4" = met ] && echo true || echo false)"
+    jt() { printf '    {"name": "%s", "value": %s, "target": "%s", "met": %s}%s\n' "$1" "${2:-null}" "$3" \
+        "$([ "$4" = met ] && echo true || echo false)" "$5"; }
+    jt cpu_ratio_whole_body "$cpu_ratio_whole" "<= 3" "$h1" ,
+    jt cpu_ratio_per_event "$cpu_ratio" "<= 1.3" "$h2" ,
+    jt instr_per_req_tables "$ipr_tables" "<= 200000 (stretch 120000)" "$h3" ,
+    jt syscalls_per_req_back_to_back "$sys_b2b" "<= 9" "$h4" ,
+    jt syscalls_per_separate_event "$sys_event" "<= 2.5" "$h5" ,
+    jt rss_bytes_per_idle_stream "$rss_stream" "<= 20000" "$h6" ""
     printf '  ],\n  "notes": ['
     first=1
     while IFS= read -r l; do
@@ -786,7 +905,7 @@ json_str() { printf '%s' "$1" | awk 'BEGIN { RS = "\0" } { sub(/\n+$/, ""); gsub
 
 # Callgrind excerpts for the README: inclusive and self cost per function, agate and nginx.
 for target in agate nginx; do
-    f=$work/cg.$target.$cg_n2.out
+    f=$work/cg.$target.bench20.$cg_n2.out
     {
         echo "# callgrind_annotate --inclusive=yes ($target, $cg_n2 bench20 requests incl. startup)"
         callgrind_annotate --inclusive=yes "$f" 2>/dev/null | awk '/^Ir/ { on = 1 } on && n++ < 60' || true

@@ -5,7 +5,7 @@
 #                                   PostgreSQL: the tables tests start a throwaway cluster,
 #                                   redis-server: the fleet rate-limit tests start their own, and
 #                                   clang with libFuzzer's runtime for tests/fuzz)
-#   deploy/install-deps.sh --bench  also the benchmark tools (nginx, wrk, valgrind, curl)
+#   deploy/install-deps.sh --bench  also the benchmark tools (nginx, wrk, valgrind, perf, curl)
 #   deploy/install-deps.sh --runtime  only what the built binary needs to run (the container
 #                                   image's last stage, deploy/Dockerfile): shared libraries + curl
 #
@@ -29,7 +29,7 @@ for arg in "$@"; do
   case "$arg" in
     --runtime) want_runtime=1; pkgs=(libuv1 libyajl2 libcurl4 libpq5 libhiredis0.14 libsqlite3-0 ca-certificates curl) ;;
     --test) want_test=1; pkgs+=(libcriterion-dev postgresql libpq-dev redis-server sqlite3 systemd clang libclang-rt-dev) ;;
-    --bench) pkgs+=(nginx-light wrk valgrind postgresql curl) ;;
+    --bench) pkgs+=(nginx-light wrk valgrind linux-perf postgresql curl) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
   esac
 done

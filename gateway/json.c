@@ -5,7 +5,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
 /* ---- parsing: yajl callbacks append nodes to the current container ---- */
@@ -294,68 +293,6 @@ int gw_json_int64(const gw_json_t *v, int64_t *out)
     return 0;
 }
 
-/* ---- generation ---- */
-
-struct gw_jgen {
-    yajl_gen g;
-    gw_buf_t *out; /** borrowed: the current target */
-};
-
-static void print_to_buf(void *ctx, const char *s, size_t n)
-{
-    gw_buf_t *b = ((gw_jgen_t *)ctx)->out;
-    /* yajl prints token by token (quotes, commas, colons): keep the common case a bare copy. */
-    if (b->cap - b->len >= n) {
-        memcpy(b->base + b->len, s, n);
-        b->len += n;
-        return;
-    }
-    gw_buf_append(b, s, n);
-}
-
-gw_jgen_t *gw_jgen_new(gw_buf_t *out)
-{
-    gw_jgen_t *j = gw_xmalloc(sizeof(*j));
-    j->out = out;
-    j->g = yajl_gen_alloc(NULL);
-    if (!j->g) {
-        free(j);
-        return NULL;
-    }
-    yajl_gen_config(j->g, yajl_gen_beautify, 0);
-    /* Off: every string goes through gw_jgen_str, which already validates (and repairs) UTF-8;
-     * a second pass in yajl would only cost time on the per-delta path. */
-    yajl_gen_config(j->g, yajl_gen_validate_utf8, 0);
-    yajl_gen_config(j->g, yajl_gen_print_callback, print_to_buf, j);
-    return j;
-}
-
-void gw_jgen_free(gw_jgen_t *j)
-{
-    if (!j)
-        return;
-    yajl_gen_free(j->g);
-    free(j);
-}
-
-void gw_jgen_target(gw_jgen_t *j, gw_buf_t *out)
-{
-    j->out = out;
-}
-
-void gw_jgen_done(gw_jgen_t *j)
-{
-    yajl_gen_reset(j->g, NULL);
-}
-
-/* Generator misuse is a programming error: every call must succeed. */
-#define GEN(call)                                                                                            \
-    do {                                                                                                     \
-        yajl_gen_status st_ = (call);                                                                        \
-        assert(st_ == yajl_gen_status_ok);                                                                   \
-        (void)st_;                                                                                           \
-    } while (0)
-
 size_t gw_utf8_valid_prefix(gw_str_t s)
 {
     const unsigned char *p = (const unsigned char *)s.base;
@@ -407,7 +344,7 @@ size_t gw_utf8_valid_prefix(gw_str_t s)
 }
 
 /* Copy s into tmp replacing each invalid byte sequence by U+FFFD (EF BF BD). */
-static gw_str_t repair_utf8(gw_str_t s, gw_buf_t *tmp)
+gw_str_t gw__utf8_repair(gw_str_t s, gw_buf_t *tmp)
 {
     gw_buf_reset(tmp);
     while (s.len) {
@@ -427,165 +364,13 @@ static gw_str_t repair_utf8(gw_str_t s, gw_buf_t *tmp)
     return gw_buf_str(tmp);
 }
 
-void gw_jgen_str(gw_jgen_t *j, gw_str_t s)
-{
-    if (gw_utf8_valid_prefix(s) == s.len) {
-        GEN(yajl_gen_string(j->g, (const unsigned char *)(s.base ? s.base : ""), s.len));
-        return;
-    }
-    gw_buf_t tmp;
-    gw_buf_init(&tmp);
-    gw_str_t r = repair_utf8(s, &tmp);
-    GEN(yajl_gen_string(j->g, (const unsigned char *)r.base, r.len));
-    gw_buf_dispose(&tmp);
-}
-
-void gw_jgen_cstr(gw_jgen_t *j, const char *s)
-{
-    gw_jgen_str(j, gw_str(s));
-}
-
-void gw_jgen_null(gw_jgen_t *j)
-{
-    GEN(yajl_gen_null(j->g));
-}
-
-void gw_jgen_bool(gw_jgen_t *j, bool b)
-{
-    GEN(yajl_gen_bool(j->g, b));
-}
-
-void gw_jgen_int(gw_jgen_t *j, int64_t v)
-{
-    /* Not yajl_gen_integer: it goes through sprintf, and integers are on every event. */
-    char tmp[24];
-    gw_str_t s = gw_int_str(tmp, v);
-    GEN(yajl_gen_number(j->g, s.base, s.len));
-}
-
-void gw_jgen_double(gw_jgen_t *j, double v)
-{
-    /* %.17g round-trips; print integral values without a fraction like JavaScript does. */
-    char tmp[32];
-    int n;
-    if (v == floor(v) && fabs(v) < 1e15)
-        n = snprintf(tmp, sizeof(tmp), "%.0f", v);
-    else
-        n = snprintf(tmp, sizeof(tmp), "%.17g", v);
-    GEN(yajl_gen_number(j->g, tmp, (size_t)n));
-}
-
-void gw_jgen_number_raw(gw_jgen_t *j, gw_str_t text)
-{
-    GEN(yajl_gen_number(j->g, text.base, text.len));
-}
-
-void gw_jgen_raw(gw_jgen_t *j, gw_str_t json)
-{
-    /* yajl_gen_number writes its bytes verbatim while keeping the generator's state machine
-     * (commas, key/value alternation) right, which is all a pre-serialised value needs. */
-    GEN(yajl_gen_number(j->g, json.base, json.len));
-}
-
-void gw_jgen_map_open(gw_jgen_t *j)
-{
-    GEN(yajl_gen_map_open(j->g));
-}
-
-void gw_jgen_map_close(gw_jgen_t *j)
-{
-    GEN(yajl_gen_map_close(j->g));
-}
-
-void gw_jgen_array_open(gw_jgen_t *j)
-{
-    GEN(yajl_gen_array_open(j->g));
-}
-
-void gw_jgen_array_close(gw_jgen_t *j)
-{
-    GEN(yajl_gen_array_close(j->g));
-}
-
-void gw_jgen_value(gw_jgen_t *j, const gw_json_t *v)
-{
-    if (!v) {
-        gw_jgen_null(j);
-        return;
-    }
-    switch (v->type) {
-    case GW_JSON_NULL:
-        gw_jgen_null(j);
-        break;
-    case GW_JSON_BOOL:
-        gw_jgen_bool(j, v->boolean);
-        break;
-    case GW_JSON_NUMBER:
-        gw_jgen_number_raw(j, v->str);
-        break;
-    case GW_JSON_STRING:
-        gw_jgen_str(j, v->str);
-        break;
-    case GW_JSON_ARRAY:
-        gw_jgen_array_open(j);
-        for (const gw_json_t *c = v->child; c; c = c->next)
-            gw_jgen_value(j, c);
-        gw_jgen_array_close(j);
-        break;
-    case GW_JSON_OBJECT:
-        gw_jgen_map_open(j);
-        for (const gw_json_t *c = v->child; c; c = c->next) {
-            gw_jgen_str(j, c->key);
-            gw_jgen_value(j, c);
-        }
-        gw_jgen_map_close(j);
-        break;
-    }
-}
-
-/* Object keys are string literals of this program (ASCII): no UTF-8 check needed. */
-static void key(gw_jgen_t *j, const char *k)
-{
-    GEN(yajl_gen_string(j->g, (const unsigned char *)k, strlen(k)));
-}
-
-void gw_jgen_kv_cstr(gw_jgen_t *j, const char *k, const char *v)
-{
-    key(j, k);
-    if (v)
-        gw_jgen_cstr(j, v);
-    else
-        gw_jgen_null(j);
-}
-
-void gw_jgen_kv_str(gw_jgen_t *j, const char *k, gw_str_t v)
-{
-    key(j, k);
-    if (v.base)
-        gw_jgen_str(j, v);
-    else
-        gw_jgen_null(j);
-}
-
-void gw_jgen_kv_int(gw_jgen_t *j, const char *k, int64_t v)
-{
-    key(j, k);
-    gw_jgen_int(j, v);
-}
-
-void gw_jgen_kv_value(gw_jgen_t *j, const char *k, const gw_json_t *v)
-{
-    key(j, k);
-    gw_jgen_value(j, v);
-}
-
 void gw_json_quote(gw_buf_t *b, gw_str_t s)
 {
     static const char hex[] = "0123456789abcdef";
     gw_buf_t tmp;
     gw_buf_init(&tmp);
     if (gw_utf8_valid_prefix(s) != s.len)
-        s = repair_utf8(s, &tmp);
+        s = gw__utf8_repair(s, &tmp);
     gw_buf_append(b, "\"", 1);
     size_t run = 0; /* start of the pending run of bytes that need no escape */
     for (size_t i = 0; i < s.len; i++) {

@@ -1,5 +1,5 @@
-/* gw_json: small read-only JSON tree built in an arena with yajl's streaming parser, plus the
- * yajl generator helpers that write JSON straight into a gw_buf_t. The tree is meant for one
+/* gw_json: small read-only JSON tree built in an arena with yajl's streaming parser (json.c), plus
+ * the generator that writes JSON straight into a gw_buf_t (jgen.c). The tree is meant for one
  * request body or one upstream event: build it in a scratch arena, read it, reset the arena. */
 #ifndef GW_JSON_H
 #define GW_JSON_H
@@ -54,14 +54,17 @@ static inline bool gw_json_is_nullish(const gw_json_t *v)
 
 /* ---- generation ---- */
 
-/** yajl generator bound to a retargetable output buffer (compact, UTF-8 validated). */
+/** Generator bound to a retargetable output buffer: compact output, byte for byte what yajl_gen
+ * writes (its string escapes: \b \f \n \r \t \" \\, other controls as \u00XX), strings UTF-8
+ * repaired. Our own rather than yajl_gen: that one validated state and copied token by token
+ * through a callback, a third of the instructions a streamed request cost (issue 11). */
 typedef struct gw_jgen gw_jgen_t;
 
 gw_jgen_t *gw_jgen_new(gw_buf_t *out);
 void gw_jgen_free(gw_jgen_t *j);
 /** Write from now on into out. */
 void gw_jgen_target(gw_jgen_t *j, gw_buf_t *out);
-/** Close a finished top-level value so the next one can start (yajl_gen_reset). */
+/** Close a finished top-level value so the next one can start. */
 void gw_jgen_done(gw_jgen_t *j);
 
 void gw_jgen_cstr(gw_jgen_t *j, const char *s);
@@ -94,5 +97,7 @@ void gw_json_quote(gw_buf_t *b, gw_str_t s);
 int gw_hex_digit(char ch);
 /** Length of the longest valid-UTF-8 prefix of s; s is valid iff the result equals s.len. */
 size_t gw_utf8_valid_prefix(gw_str_t s);
+/** Internal (json.c, jgen.c): s copied into tmp with each invalid sequence replaced by U+FFFD. */
+gw_str_t gw__utf8_repair(gw_str_t s, gw_buf_t *tmp);
 
 #endif

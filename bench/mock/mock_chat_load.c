@@ -63,6 +63,7 @@ static const mock_chat_sc_t scenarios[] = {
     SC("big", sc_big, 0),
     SC("huge_line", sc_huge_line, 0),
     SC("bench20", sc_bench20, 0),
+    SC("bench20_whole", sc_bench20, SF_WHOLE),
     SC("bench1", sc_bench1, 0),
     SC("bench200", sc_bench200, 0),
     SC("bench_tools2", sc_bench_tools2, 0),

@@ -122,10 +122,37 @@ static void send_completion(mock_conn_t *c)
     gw_buf_dispose(&body);
 }
 
+/* SF_WHOLE: every event of the (delay-free) chat script serialised into one body, answered in
+ * one write with Content-Length, the way a buffering upstream or proxy hands a stream over. */
+static void send_whole(mock_conn_t *c)
+{
+    mock_run_t *r = mock_conn_run(c);
+    gw_buf_t body, ev;
+    gw_buf_init(&body);
+    gw_buf_init(&ev);
+    for (const mock_step_t *s = r->steps; s->op != OP_END && s->op != OP_CLOSE && s->op != OP_HOLD; s++) {
+        if (s->op == OP_DELAY)
+            continue;
+        for (int i = 0; i < mock_step_repeat(s); i++) {
+            gw_buf_reset(&ev);
+            mock_chat_event(&ev, r->sc->flags, s, r->events++);
+            gw_buf_append(&body, ev.base, ev.len);
+        }
+    }
+    mock_conn_reply(c, 200, "text/event-stream", "Cache-Control: no-cache\r\n", gw_buf_str(&body));
+    gw_buf_dispose(&ev);
+    gw_buf_dispose(&body);
+}
+
 /* Run r->steps: as SSE, or as one JSON object after the script's total delay. */
 static void start(mock_conn_t *c, bool stream)
 {
     mock_run_t *r = mock_conn_run(c);
+    if (stream && r->route == MOCK_ROUTE_CHAT && (r->sc->flags & SF_WHOLE)) {
+        r->events = 0;
+        send_whole(c);
+        return;
+    }
     if (stream) {
         mock_conn_stream_begin(c);
         r->step = 0;

@@ -89,6 +89,9 @@ enum {
      * "same as the other column"; the framing (event: lines, [DONE]) still follows the route. */
     SF_R_SPARSE = 1u << 8, /* sparse events on /responses too */
     SF_R_FULL = 1u << 9,   /* full events on /invocations too */
+    /* The whole SSE stream in one write with Content-Length (no chunking, no per-event writes):
+     * the other upstream shape bench/run.sh measures. Scripts without delays only. */
+    SF_WHOLE = 1u << 10,
 };
 
 static inline int mock_step_repeat(const mock_step_t *s)

@@ -8,7 +8,7 @@ build=$1
 secs=$2
 shift 2
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(http server sse request config chat_completions responses redact keys traceparent stored)
+[ ${#targets[@]} -gt 0 ] || targets=(http server sse request config chat_completions responses redact keys traceparent stored cc_scan)
 out=${TMPDIR:-/tmp}/agate-fuzz
 status=0
 for t in "${targets[@]}"; do
