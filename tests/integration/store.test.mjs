@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import OpenAI, { APIError } from 'openai';
@@ -16,14 +17,14 @@ import { startMock, startAgate, baseConfig, makeTempDir, waitFor, http, postJSON
 const T = { timeout: 60_000 };
 
 /** A mock + agate with a store in a temp dir; storeExtra merges into the `store` block. */
-async function startStore(storeExtra = {}) {
+async function startStore(storeExtra = {}, extra = {}) {
   const mock = await startMock();
   const tablesDir = makeTempDir('agate-it-store-tables-');
   const dir = makeTempDir('agate-it-store-');
   const dbPath = path.join(dir, 'store.db');
   let agate;
   try {
-    agate = await startAgate(baseConfig(mock, tablesDir, { extra: { store: { path: dbPath, ...storeExtra } } }));
+    agate = await startAgate(baseConfig(mock, tablesDir, { extra: { store: { path: dbPath, ...storeExtra }, ...extra } }));
   } catch (e) {
     await mock.stop();
     throw e;
@@ -235,10 +236,38 @@ describe('store: retrieval, chains and references through the openai SDK', () =>
     assert.ok(last < first * 5 + 50, `turn cost stays bounded at depth 100 (first ${first.toFixed(1)} ms, last ${last.toFixed(1)} ms)`);
   });
 
-  test('another owner never sees an object: covered by the owner-filter unit test (unit_test_store)', () => {
-    // Requesters come from auth (issue 13, another branch): with auth off every call is the one
-    // anonymous owner. tests/unit/test_store.c proves each query filters by owner.
-    assert.ok(fs.existsSync(path.resolve(path.dirname(new URL(import.meta.url).pathname), '../unit/test_store.c')));
+  test('isolation: an object belongs to the requester that created it; another gets 404, never the object', T, async () => {
+    const dir = makeTempDir('agate-it-store-keys-');
+    const keysFile = path.join(dir, 'keys.jsonl');
+    const keys = { alice: 'agk_alice_' + crypto.randomBytes(8).toString('hex'), bob: 'agk_bob_' + crypto.randomBytes(8).toString('hex') };
+    const sha = (k) => crypto.createHash('sha256').update(k).digest('hex');
+    fs.writeFileSync(keysFile, [
+      { key_sha256: sha(keys.alice), requester: 'alice' },
+      { key_sha256: sha(keys.bob), requester: 'bob' },
+    ].map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const s = await startStore({}, { auth: { keys_file: keysFile } });
+    try {
+      const as = (who) => new OpenAI({ apiKey: keys[who], baseURL: s.agate.url, maxRetries: 0, timeout: 15_000 });
+      const alice = as('alice');
+      const bob = as('bob');
+      const r = await alice.responses.create({ model: 'chat-agent', input: 'secret of alice' });
+      assert.equal((await alice.responses.retrieve(r.id)).id, r.id, 'the owner retrieves it');
+      const notFound = async (what, fn) => {
+        const e = await fn().then(() => null, (x) => x);
+        assert.ok(e instanceof OpenAI.APIError, `${what}: an API error`);
+        assert.equal(e.status, 404, `${what}: 404`);
+        assert.doesNotMatch(JSON.stringify(e.error ?? {}), /secret of alice/, `${what}: nothing of the object leaks`);
+      };
+      await notFound('retrieve by another requester', () => bob.responses.retrieve(r.id));
+      await notFound('input_items by another requester', () => bob.responses.inputItems.list(r.id));
+      await notFound('previous_response_id by another requester', () =>
+        bob.responses.create({ model: 'chat-agent', input: 'and then?', previous_response_id: r.id }));
+      await notFound('delete by another requester', () => bob.responses.delete(r.id));
+      assert.equal((await alice.responses.retrieve(r.id)).id, r.id, "still there after the other requester's delete");
+    } finally {
+      await s.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
