@@ -33,7 +33,7 @@ struct gw_admit {
     gw_rl_shm_t *shm;
     bool own_shm;
     const gw_config_t *cfg; /** last applied */
-    gw_metric_t *requests, *tokens, *limited, *store_errors;
+    gw_metric_t *requests, *tokens, *limited, *store_errors, *debits;
     gw_rlr_t *redis;        /** rate_limits_store.redis; NULL = local buckets */
     uint64_t last_store_log_ms, store_errors_unlogged;
     char **named;           /** requesters with their own series (malloc'd), in order of first call */
@@ -77,6 +77,10 @@ gw_admit_t *gw_admit_new(uv_loop_t *loop, gw_metrics_t *m, gw_rl_shm_t *shm)
                                           "Admissions the Redis store could not decide in time (or at all), by "
                                           "the on_error action taken.",
                                           "action");
+    ad->debits = gw_metrics_counter(m, "agate_ratelimit_debits_total",
+                                    "Token debits at the end of calls, by result: applied (local, or Redis "
+                                    "answered), failed, dropped (Redis down).",
+                                    "result");
     gw_metrics_collector(m, collect_auth, ad);
     return ad;
 }
@@ -255,10 +259,13 @@ void gw_admit_observe(const gw_call_summary_t *s, void *ud)
             const gw_rl_bucket_t *b = &t->plan.b[t->v.chosen[set]];
             if (!b->tokens)
                 continue;
-            if (t->remote && ad->redis)
-                gw_rlr_debit(ad->redis, b, used);
-            else if (!t->remote)
+            if (!t->remote) {
                 gw_rl_shm_debit(ad->shm, b, used);
+                gw_metric_add(ad->debits, "applied", 1);
+            } else if (ad->redis)
+                gw_rlr_debit(ad->redis, b, used, ad->debits);
+            else
+                gw_metric_add(ad->debits, "dropped", 1); /* the store was switched off by a reload */
         }
     if (s->cfg->auth.enabled) {
         const char *label = requester_label(ad, s->requester, s->cfg->auth.metrics_requesters);

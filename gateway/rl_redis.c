@@ -256,16 +256,19 @@ void gw_rlr_cancel(gw_rlr_op_t *op)
 static void on_debit_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
-    (void)privdata;
     redisReply *rep = reply;
+    bool failed = !rep || rep->type == REDIS_REPLY_ERROR;
     if (rep && rep->type == REDIS_REPLY_ERROR)
         gw_log(GW_LOG_WARN, NULL, "event=ratelimit_store_error op=debit error=\"%.200s\"", rep->str);
+    gw_metric_add(privdata, failed ? "failed" : "applied", 1);
 }
 
-void gw_rlr_debit(gw_rlr_t *r, const gw_rl_bucket_t *b, int64_t n)
+void gw_rlr_debit(gw_rlr_t *r, const gw_rl_bucket_t *b, int64_t n, gw_metric_t *debits)
 {
-    if (!r->ac || !r->connected)
+    if (!r->ac || !r->connected) {
+        gw_metric_add(debits, "dropped", 1);
         return;
+    }
     char key[32], tokens[24], cap[32], per[24];
     snprintf(key, sizeof(key), "agate:rl:%016llx", (unsigned long long)b->hash);
     snprintf(tokens, sizeof(tokens), "%lld", (long long)n);
@@ -274,7 +277,7 @@ void gw_rlr_debit(gw_rlr_t *r, const gw_rl_bucket_t *b, int64_t n)
     /* EVAL, not EVALSHA: nothing waits on this, so no NOSCRIPT round trip to handle. */
     const char *argv[] = {"EVAL", SCRIPT, "1", key, "d", tokens, cap, per};
     size_t len[] = {4, sizeof(SCRIPT) - 1, 1, strlen(key), 1, strlen(tokens), strlen(cap), strlen(per)};
-    redisAsyncCommandArgv(r->ac, on_debit_reply, NULL, 8, argv, len);
+    redisAsyncCommandArgv(r->ac, on_debit_reply, debits, 8, argv, len);
 }
 
 bool gw_rlr_connected(const gw_rlr_t *r)

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "gateway/metrics.h"
 #include "gateway/ratelimit.h"
 
 typedef struct gw_rlr gw_rlr_t;
@@ -34,8 +35,9 @@ bool gw_rlr_matches(const gw_rlr_t *r, const char *host, int port, int deadline_
  * an op whose cb fires exactly once unless gw_rlr_cancel comes first. plan is copied. */
 gw_rlr_op_t *gw_rlr_admit(gw_rlr_t *r, const gw_rl_plan_t *plan, gw_rlr_cb cb, void *ud);
 void gw_rlr_cancel(gw_rlr_op_t *op);
-/** Debit n tokens from bucket b; dropped (and counted) when the store is down. */
-void gw_rlr_debit(gw_rlr_t *r, const gw_rl_bucket_t *b, int64_t n);
+/** Debit n tokens from bucket b, counted in debits by result once known: "applied" (Redis
+ * answered), "failed" (an error reply or a broken connection), "dropped" (the store is down). */
+void gw_rlr_debit(gw_rlr_t *r, const gw_rl_bucket_t *b, int64_t n, gw_metric_t *debits);
 bool gw_rlr_connected(const gw_rlr_t *r);
 
 #endif

@@ -88,8 +88,13 @@ test('tokens debited at the end on one instance are seen by the other', T, async
   let f;
   try {
     f = await fleet(redis, [{ key: 'user', principal: 'bob', tokens: 20, renewal_period: 'hour' }]);
+    // The debit is sent when a call ends, after its answer: wait until Redis has applied it.
+    const debited = (i) => waitFor(async () => /agate_ratelimit_debits_total\{result="applied"\} 1\b/.test(await f.metrics(i)),
+      10_000, `instance ${i}'s token debit applied in Redis`, { seen: async () => String((await f.metrics(i)).match(/^agate_ratelimit_debits_total.*$/gm)) });
     assert.equal((await f.call(0, 'bob')).status, 200);
+    await debited(0);
     assert.equal((await f.call(1, 'bob')).status, 200, '20 - 15 = 5 >= 0: admitted');
+    await debited(1);
     const r = await f.call(0, 'bob');
     checkErrorReply(r, { status: 429, message: 'Exceeded user:bob rate limit for endpoint chat-agent.' });
     // -10 tokens at 20 per 3600 s: 1800 s until room.
