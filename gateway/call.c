@@ -1,4 +1,5 @@
 #include "gateway/call.h"
+#include "gateway/call_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,43 +18,6 @@
 #include "gateway/stream.h"
 #include "gateway/trace.h"
 
-struct gw_call {
-    gw_ctx_t *ctx;
-    gw_req_t *r;
-    gw_arena_t *a;
-    const gw_config_t *cfg; /** the config in force when the request arrived */
-    gw_pool_t *pool;        /** its endpoints' runtime state */
-    gw_route_t route;
-    gw_identity_t who;
-    gw_tp_ctx_t trace;     /** W3C trace context; .on false when tracing is off */
-    gw_resolved_t res;
-    int phase;             /** index into phases[]: the one running or to run next */
-    bool offloading;       /** a phase's work is on the thread pool (gateway/offload.h) */
-    bool work_done;        /** ... and has finished: the phase collects its result */
-    bool shutdown_seen;    /** the drain bound passed while offloading */
-    int work_rc;
-    gw_error_t work_err;
-    gw_buf_t up_body;      /** upstream body encoded by the prepare phase, moved to dispatch */
-    bool encoded;
-    gw_recall_t *recall;   /** response-store part of the call; NULL without a store */
-    int store_waits;       /** store operations whose callback is still due: freeing waits */
-    enum { GW_STORE_WRITE_NONE = 0, GW_STORE_WRITE_PENDING, GW_STORE_WRITE_DONE } store_write;
-    bool stored;           /** the response was committed to the store (table column `stored`) */
-    const gw_endpoint_cfg_t *routed; /** endpoint the client addressed, for rows and counters */
-    gw_stream_t *stream;   /** render phase; NULL until resolved */
-    gw_dispatch_t *d;      /** dispatch phase; NULL until resolved */
-    char request_id[37], hex[33], response_id[40];
-    uv_timer_t ka_timer;   /** client keepalive comments */
-    bool ka_open;
-    int in_cb;             /** re-entrancy depth; freeing waits for 0 (STYLE.md §3) */
-    bool admin, headers_sent, client_done, rejected;
-    bool admit_pending;    /** waiting for the rate-limit store's verdict (gateway/admit) */
-    gw_buf_t error_body;   /** error JSON sent, for the table */
-    const char *error_code, *error_message;
-    bool dirty;            /** on ctx->dirty: flushed at the end of the current curl batch */
-    struct gw_call *dirty_next, *dirty_prev;
-    struct gw_call *live_next, *live_prev; /** on ctx->live */
-};
 
 static void maybe_free(gw_call_t *c);
 
@@ -62,8 +26,7 @@ static bool is_dbx(const gw_call_t *c)
     return c->route.kind == GW_ROUTE_INVOCATIONS;
 }
 
-/* Entity serving the request now: dispatch's after a fallback, else resolve's. */
-static const gw_endpoint_cfg_t *served(const gw_call_t *c)
+const gw_endpoint_cfg_t *gw__call_served(const gw_call_t *c)
 {
     if (c->d)
         return gw_dispatch_served(c->d);
@@ -128,7 +91,7 @@ static const char *common_headers(gw_call_t *c, const gw_error_t *e, bool sse)
 {
     char tmp[512];
     int n = snprintf(tmp, sizeof(tmp), "x-request-id: %s\r\n", c->request_id);
-    const gw_endpoint_cfg_t *ep = served(c);
+    const gw_endpoint_cfg_t *ep = gw__call_served(c);
     if (ep)
         n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "served-model-name: %s\r\n", ep->name);
     if (sse)
@@ -317,91 +280,6 @@ static void on_req_event(gw_req_t *r, gw_req_event_t ev, void *ud)
     maybe_free(c);
 }
 
-/* ---------------- finish ---------------- */
-
-static const char *finish_status(const gw_call_t *c, int status, uint64_t dispatch_ns)
-{
-    if (c->rejected || !dispatch_ns)
-        return status == 0 ? "cancelled" : "rejected";
-    gw_finish_status_t fs = c->stream ? gw_stream_status(c->stream) : GW_FINISH_NONE;
-    return fs == GW_FINISH_NONE ? "failed" : gw_finish_status_name(fs);
-}
-
-/* One read-only account of the call for the observers (gateway/summary.h). */
-static void summarize(const gw_call_t *c, gw_call_summary_t *s)
-{
-    gw_req_t *r = c->r;
-    memset(s, 0, sizeof(*s));
-    s->request_id = c->request_id;
-    s->requester = c->who.requester;
-    s->requester_groups = c->who.groups;
-    s->n_requester_groups = c->who.n_groups;
-    s->rate_limit_scope = gw_admit_limit_scope(&c->who);
-    s->rl_ticket = c->who.ticket;
-    s->loggable = !c->admin;
-    s->route = c->route.kind;
-    s->cfg = c->cfg;
-    s->routed = c->routed;
-    s->served = served(c);
-    s->adapter = c->d ? gw_dispatch_adapter(c->d) : c->res.ad ? c->res.ad->name : NULL;
-    s->body = gw_req_body(r);
-    s->body_bytes = gw_req_body_bytes(r);
-    gw_err_kind_t herr = gw_req_error(r);
-    s->body_complete = herr != GW_ERR_TOO_LARGE && herr != GW_ERR_HEADERS_TOO_LARGE &&
-                       herr != GW_ERR_REQUEST_TIMEOUT && herr != GW_ERR_BAD_HTTP;
-    s->client_request_id = c->res.req.client_request_id;
-    if (!s->client_request_id.base)
-        s->client_request_id = gw_req_header(r, "x-client-request-id");
-    s->req = &c->res.req;
-    s->req_parsed = c->res.parsed;
-    s->sampled_out = c->res.sampled_out;
-    s->status = gw_req_status_sent(r);
-    s->dispatch_ns = c->d ? gw_dispatch_started_ns(c->d) : 0;
-    s->dispatched = s->dispatch_ns != 0;
-    s->finish_status = finish_status(c, s->status, s->dispatch_ns);
-    gw_str_t agg = c->stream ? gw_stream_aggregate(c->stream) : GW_STR_NULL;
-    gw_finish_status_t fs = c->stream ? gw_stream_status(c->stream) : GW_FINISH_NONE;
-    if (agg.len)
-        s->response = agg;
-    else if (c->error_body.len)
-        s->response = gw_buf_str(&c->error_body);
-    s->response_partial = agg.len && (fs == GW_FINISH_FAILED || fs == GW_FINISH_CANCELLED);
-    s->error_code = c->error_code;
-    s->error_message = c->error_message;
-    const gw_error_t *se = c->stream ? gw_stream_error(c->stream) : NULL;
-    if (se && !s->error_code) {
-        s->error_code = gw_err_error_code(se->kind);
-        s->error_message = se->message;
-    }
-    if (c->stream) {
-        s->usage = gw_stream_usage(c->stream);
-        s->upstream_model = gw_stream_upstream_model(c->stream);
-        s->output_chars = (int64_t)gw_stream_output_chars(c->stream);
-        s->first_token_ns = gw_stream_first_token_ns(c->stream);
-        s->output_has_calls = gw_stream_output_has_calls(c->stream);
-        s->incomplete_reason = gw_stream_incomplete_reason(c->stream);
-    } else {
-        s->output_chars = -1;
-    }
-    if (c->d) {
-        s->attempts = gw_dispatch_attempts(c->d, &s->n_attempts);
-        s->fallback_used = gw_dispatch_fallback_used(c->d);
-        s->upstream_peer = gw_dispatch_peer(c->d);
-        s->upstream_end_ns = gw_dispatch_ended_ns(c->d);
-        s->queue_ns = gw_dispatch_queue_ns(c->d, &s->queue_waits);
-    }
-    s->bytes_out = gw_req_bytes_out(r);
-    s->client = gw_req_peer(r);
-    s->start_unix_us = gw_req_start_unix_us(r);
-    s->start_ns = gw_req_start_ns(r);
-    s->end_ns = uv_hrtime();
-    s->first_byte_ns = gw_req_first_byte_ns(r);
-    s->instance = c->ctx->instance;
-    s->trace = c->trace.on ? &c->trace : NULL;
-    s->arena = c->a;
-    s->stored = c->stored;
-}
-
 /* Finish phase: once the client side is over and every attempt is settled, every observer sees
  * the call once; then everything the request owned goes. */
 static void maybe_free(gw_call_t *c)
@@ -412,7 +290,7 @@ static void maybe_free(gw_call_t *c)
     gw_ctx_t *ctx = c->ctx;
     unmark_dirty(c);
     gw_call_summary_t s;
-    summarize(c, &s);
+    gw__call_summarize(c, &s);
     for (size_t i = 0; i < ctx->n_observers; i++)
         ctx->observers[i].cb(&s, ctx->observers[i].ud);
     gw_dispatch_free(c->d);

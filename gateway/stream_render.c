@@ -272,15 +272,3 @@ void gw__render_response(gw_stream_t *s, bool extras)
 }
 
 /* For the finish summary (spans' finish reasons): no tree of the aggregate needs parsing. */
-bool gw_stream_output_has_calls(const gw_stream_t *s)
-{
-    for (size_t i = 0; i < s->n_items; i++)
-        if (s->items[i].kind == AD_ITEM_FUNCTION_CALL)
-            return true;
-    return false;
-}
-
-const char *gw_stream_incomplete_reason(const gw_stream_t *s)
-{
-    return s->status == GW_FINISH_INCOMPLETE ? s->incomplete_reason : NULL;
-}
