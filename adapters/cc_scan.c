@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "adapters/cc_scan.h"
+#include "gateway/json.h"
 
 bool ad__cc_scan_off;
 
@@ -104,6 +105,15 @@ static int string_as(sc_t *s, gw_str_t *out, bool raw)
     const char *b = s->p;
     bool esc = false;
     while (s->p < s->end) {
+        while (s->end - s->p >= 8) { /* plain text eight bytes at a time */
+            uint64_t w;
+            memcpy(&w, s->p, 8);
+            if (gw_json_word_special(w))
+                break;
+            s->p += 8;
+        }
+        if (s->p >= s->end)
+            break;
         unsigned char c = (unsigned char)*s->p;
         if (c == '"') {
             const char *e = s->p++;

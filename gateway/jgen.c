@@ -112,32 +112,8 @@ static void atom(gw_jgen_t *j, const char *p, size_t n)
 /* yajl_string_encode's bytes (no solidus escaping) for valid UTF-8 s, quotes included. */
 static void quote(gw_jgen_t *j, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    gw_buf_t *b = j->out;
-    gw_buf_reserve(b, n + 2);
-    b->base[b->len++] = '"';
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        put(j, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"': put(j, "\\\"", 2); break;
-        case '\\': put(j, "\\\\", 2); break;
-        case '\n': put(j, "\\n", 2); break;
-        case '\r': put(j, "\\r", 2); break;
-        case '\t': put(j, "\\t", 2); break;
-        case '\b': put(j, "\\b", 2); break;
-        case '\f': put(j, "\\f", 2); break;
-        default: {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            put(j, e, 6);
-        }
-        }
-    }
-    put(j, s + run, n - run);
+    put1(j, '"');
+    gw_json_escape(j->out, s, n);
     put1(j, '"');
 }
 

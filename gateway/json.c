@@ -364,44 +364,76 @@ gw_str_t gw__utf8_repair(gw_str_t s, gw_buf_t *tmp)
     return gw_buf_str(tmp);
 }
 
-void gw_json_quote(gw_buf_t *b, gw_str_t s)
+/* The escape of each byte: 0 plain, 'u' for \u00xx, else the letter after the backslash. */
+static const char escape_of[128] = {
+    ['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't', ['\b'] = 'b', ['\f'] = 'f',
+    [0x00] = 'u', [0x01] = 'u', [0x02] = 'u', [0x03] = 'u', [0x04] = 'u', [0x05] = 'u', [0x06] = 'u',
+    [0x07] = 'u', [0x0b] = 'u', [0x0e] = 'u', [0x0f] = 'u', [0x10] = 'u', [0x11] = 'u', [0x12] = 'u',
+    [0x13] = 'u', [0x14] = 'u', [0x15] = 'u', [0x16] = 'u', [0x17] = 'u', [0x18] = 'u', [0x19] = 'u',
+    [0x1a] = 'u', [0x1b] = 'u', [0x1c] = 'u', [0x1d] = 'u', [0x1e] = 'u', [0x1f] = 'u',
+};
+
+/* One block: room for every byte escaped in two is made first; a \u00xx (control bytes, rare)
+ * makes more. Rows quote whole JSON bodies, where every '"' is an escape: no call per escape. */
+static void escape_block(gw_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    gw_buf_reserve(b, 2 * n + 8);
+    char *o = b->base + b->len;
+    size_t i = 0;
+    while (i < n) {
+        while (i + 8 <= n) { /* plain text eight bytes at a time */
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (gw_json_word_special(w))
+                break;
+            memcpy(o, &w, 8);
+            o += 8;
+            i += 8;
+        }
+        for (; i < n; i++) {
+            unsigned char c = (unsigned char)s[i];
+            char e = c < 0x80 ? escape_of[c] : 0;
+            if (!e) {
+                *o++ = (char)c;
+                continue;
+            }
+            if (e == 'u') {
+                b->len = (size_t)(o - b->base);
+                gw_buf_reserve(b, 2 * (n - i) + 8);
+                o = b->base + b->len;
+                memcpy(o, "\\u00", 4);
+                o[4] = hex[c >> 4];
+                o[5] = hex[c & 15];
+                o += 6;
+            } else {
+                o[0] = '\\';
+                o[1] = e;
+                o += 2;
+            }
+            i++;
+            break; /* back to the word loop */
+        }
+    }
+    b->len = (size_t)(o - b->base);
+}
+
+void gw_json_escape(gw_buf_t *b, const char *s, size_t n)
+{
+    /* In blocks, so a large body never reserves twice its size at once (issue 15's memory bound). */
+    enum { BLOCK = 16384 };
+    for (size_t off = 0; off < n; off += BLOCK)
+        escape_block(b, s + off, n - off < BLOCK ? n - off : BLOCK);
+}
+
+void gw_json_quote(gw_buf_t *b, gw_str_t s)
+{
     gw_buf_t tmp;
     gw_buf_init(&tmp);
     if (gw_utf8_valid_prefix(s) != s.len)
         s = gw__utf8_repair(s, &tmp);
     gw_buf_append(b, "\"", 1);
-    size_t run = 0; /* start of the pending run of bytes that need no escape */
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.base[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        gw_buf_append(b, s.base + run, i - run); /* table rows quote whole bodies: copy runs */
-        run = i + 1;
-        switch (c) {
-        case '"':
-            gw_buf_append(b, "\\\"", 2);
-            break;
-        case '\\':
-            gw_buf_append(b, "\\\\", 2);
-            break;
-        case '\n':
-            gw_buf_append(b, "\\n", 2);
-            break;
-        case '\r':
-            gw_buf_append(b, "\\r", 2);
-            break;
-        case '\t':
-            gw_buf_append(b, "\\t", 2);
-            break;
-        default: {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            gw_buf_append(b, e, 6);
-        }
-        }
-    }
-    gw_buf_append(b, s.base + run, s.len - run);
+    gw_json_escape(b, s.base ? s.base : "", s.len);
     gw_buf_append(b, "\"", 1);
     gw_buf_dispose(&tmp);
 }

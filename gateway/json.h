@@ -91,8 +91,22 @@ void gw_jgen_kv_int(gw_jgen_t *j, const char *k, int64_t v);
 /** Emit a value or null when absent. */
 void gw_jgen_kv_value(gw_jgen_t *j, const char *k, const gw_json_t *v);
 
+/** True when one of the 8 bytes of w is special inside a JSON string: a control byte (< 0x20),
+ * '"' or '\\'. Lets scanners and the escaper pass plain text eight bytes at a time. SWAR: v has
+ * a zero byte iff (v - 0x01..) & ~v & 0x80.. is non-zero; ~w keeps bytes >= 0x80 out of the
+ * control test. */
+static inline bool gw_json_word_special(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t ctl = (w - ones * 0x20) & ~w;
+    uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
+    return ((ctl | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash)) & high) != 0;
+}
+
 /** Append s as a JSON string literal (with quotes) to b, repairing bad UTF-8. */
 void gw_json_quote(gw_buf_t *b, gw_str_t s);
+/** The JSON string escape of n bytes of valid UTF-8, without the quotes (the one escaper). */
+void gw_json_escape(gw_buf_t *b, const char *s, size_t n);
 /** Value of one hex digit (either case), -1 if ch is not one. */
 int gw_hex_digit(char ch);
 /** Length of the longest valid-UTF-8 prefix of s; s is valid iff the result equals s.len. */

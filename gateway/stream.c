@@ -38,6 +38,28 @@ static void lifecycle_event(gw_stream_t *s, const char *type)
     ev_end(s);
 }
 
+/* An event carrying a response object already rendered (its bytes, not a second rendering). */
+static void lifecycle_event_with(gw_stream_t *s, const char *type, gw_str_t response)
+{
+    ev_begin(s, type);
+    gw_jgen_cstr(s->j, "response");
+    gw_jgen_raw(s->j, response);
+    ev_end(s);
+}
+
+/* response.created and response.in_progress carry the same object: render it once. */
+static void opening_events(gw_stream_t *s)
+{
+    gw_buf_t obj;
+    gw_buf_init(&obj);
+    gw_jgen_target(s->j, &obj);
+    gw__render_response(s, false);
+    gw_jgen_done(s->j);
+    lifecycle_event_with(s, "response.created", gw_buf_str(&obj));
+    lifecycle_event_with(s, "response.in_progress", gw_buf_str(&obj));
+    gw_buf_dispose(&obj);
+}
+
 /* ---- item model ---- */
 
 static struct item *item_at(gw_stream_t *s, int oi)
@@ -154,8 +176,7 @@ int gw__stream_on_begin(void *ctx)
         s->committed = true; /* the passthrough's first chunk follows at once */
     } else if (s->o.stream) {
         s->committed = true;
-        lifecycle_event(s, "response.created");
-        lifecycle_event(s, "response.in_progress");
+        opening_events(s);
     }
     return 0;
 }
@@ -515,20 +536,21 @@ static int on_finish(void *ctx, ad_finish_t how, const char *reason)
     if (gw__chat(s))
         return 0; /* every byte already went out through on_raw */
     build_aggregate(s);
-    if (s->o.stream) {
-        ev_begin(s, how == AD_FINISH_COMPLETED ? "response.completed" : "response.incomplete");
+    const char *type = how == AD_FINISH_COMPLETED ? "response.completed" : "response.incomplete";
+    if (s->o.stream && !gw__dbx(s)) {
+        /* Without databricks_output the aggregate is exactly the terminal event's object. */
+        lifecycle_event_with(s, type, gw_buf_str(&s->aggregate));
+    } else if (s->o.stream) {
+        ev_begin(s, type);
         gw_jgen_cstr(s->j, "response");
         gw__render_response(s, false);
-        if (gw__dbx(s)) {
-            if (s->custom_outputs.len) {
-                gw_jgen_cstr(s->j, "custom_outputs");
-                gw_jgen_raw(s->j, gw_buf_str(&s->custom_outputs));
-            }
-            gw__render_databricks_output(s, false);
+        if (s->custom_outputs.len) {
+            gw_jgen_cstr(s->j, "custom_outputs");
+            gw_jgen_raw(s->j, gw_buf_str(&s->custom_outputs));
         }
+        gw__render_databricks_output(s, false);
         ev_end(s);
-        if (gw__dbx(s))
-            gw_sse_done(&s->out);
+        gw_sse_done(&s->out);
     } else {
         gw_buf_append_str(&s->out, gw_buf_str(&s->aggregate));
     }

@@ -41,9 +41,23 @@ void tb_rec_entity_id(const char *endpoint, const char *entity, const char *vers
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)h[0], (unsigned long long)h[1]);
 }
 
+/* `,"k":` — keys are the column names, constant and plain: no escaping, no format string. */
+static void key(gw_buf_t *o, const char *k)
+{
+    size_t n = strlen(k);
+    gw_buf_reserve(o, n + 4);
+    char *p = o->base + o->len;
+    p[0] = ',';
+    p[1] = '"';
+    memcpy(p + 2, k, n);
+    p[n + 2] = '"';
+    p[n + 3] = ':';
+    o->len += n + 4;
+}
+
 static void kv_str(gw_buf_t *o, const char *k, gw_str_t v)
 {
-    gw_buf_appendf(o, ",\"%s\":", k);
+    key(o, k);
     if (v.base)
         gw_json_quote(o, v);
     else
@@ -57,7 +71,8 @@ static void kv_cstr(gw_buf_t *o, const char *k, const char *v)
 
 static void kv_names(gw_buf_t *o, const char *k, const char *const *v, size_t n)
 {
-    gw_buf_appendf(o, ",\"%s\":[", k);
+    key(o, k);
+    gw_buf_append(o, "[", 1);
     for (size_t i = 0; i < n; i++) {
         if (i)
             gw_buf_append(o, ",", 1);
@@ -68,15 +83,15 @@ static void kv_names(gw_buf_t *o, const char *k, const char *const *v, size_t n)
 
 static void kv_int(gw_buf_t *o, const char *k, int64_t v, bool present)
 {
-    if (present)
-        gw_buf_appendf(o, ",\"%s\":%lld", k, (long long)v);
-    else
-        gw_buf_appendf(o, ",\"%s\":null", k);
+    char tmp[24];
+    key(o, k);
+    gw_buf_append_str(o, present ? gw_int_str(tmp, v) : GW_STR_LIT("null"));
 }
 
 static void kv_bool(gw_buf_t *o, const char *k, bool v)
 {
-    gw_buf_appendf(o, ",\"%s\":%s", k, v ? "true" : "false");
+    key(o, k);
+    gw_buf_append_str(o, v ? GW_STR_LIT("true") : GW_STR_LIT("false"));
 }
 
 /* client_request_id stored verbatim up to 256 bytes, cut on a character boundary (§2.1 column 3). */
