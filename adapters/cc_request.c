@@ -48,15 +48,15 @@ static bool has_image(const gw_json_t *content)
 /* User content with images keeps the part list; everything else is joined into one string. */
 static void put_content(gw_jgen_t *j, const gw_json_t *content, gw_buf_t *tmp)
 {
-    gw_jgen_cstr(j, "content");
+    gw_jgen_lit(j, "content");
     if (has_image(content)) {
         gw_jgen_array_open(j);
         for (const gw_json_t *p = content->child; p; p = p->next) {
             gw_str_t type = gw_json_get_str(p, "type");
             gw_jgen_map_open(j);
             if (gw_str_eq(type, "input_image")) {
-                gw_jgen_kv_cstr(j, "type", "image_url");
-                gw_jgen_cstr(j, "image_url");
+                gw_jgen_kv_lit(j, "type", "image_url");
+                gw_jgen_lit(j, "image_url");
                 gw_jgen_map_open(j);
                 gw_jgen_kv_str(j, "url", gw_json_get_str(p, "image_url"));
                 gw_str_t detail = gw_json_get_str(p, "detail");
@@ -64,7 +64,7 @@ static void put_content(gw_jgen_t *j, const gw_json_t *content, gw_buf_t *tmp)
                     gw_jgen_kv_str(j, "detail", detail);
                 gw_jgen_map_close(j);
             } else {
-                gw_jgen_kv_cstr(j, "type", "text");
+                gw_jgen_kv_lit(j, "type", "text");
                 gw_jgen_kv_str(j, "text", gw_json_get_str(p, "text"));
             }
             gw_jgen_map_close(j);
@@ -171,12 +171,12 @@ static void put_call(struct enc *e, const gw_json_t *c)
     const ad_tools_t *map = &e->r->tool_map;
     gw_jgen_map_open(j);
     gw_jgen_kv_str(j, "id", gw_json_get_str(c, "call_id"));
-    gw_jgen_kv_cstr(j, "type", "function");
-    gw_jgen_cstr(j, "function");
+    gw_jgen_kv_lit(j, "type", "function");
+    gw_jgen_lit(j, "function");
     gw_jgen_map_open(j);
     gw_buf_reset(&e->tmp);
     if (is_type(c, "local_shell_call")) {
-        gw_jgen_kv_cstr(j, "name", "local_shell");
+        gw_jgen_kv_lit(j, "name", "local_shell");
         gw_jgen_t *g = gw_jgen_new(&e->tmp);
         gw_jgen_value(g, gw_json_get(c, "action"));
         gw_jgen_free(g);
@@ -210,7 +210,7 @@ static bool skipped(const gw_json_t *it)
  * item. Reasoning inside the run goes to this same assistant message. */
 static void put_tool_calls(struct enc *e, const gw_json_t **it)
 {
-    gw_jgen_cstr(e->j, "tool_calls");
+    gw_jgen_lit(e->j, "tool_calls");
     gw_jgen_array_open(e->j);
     for (const gw_json_t *c = *it; c; c = c->next) {
         if (is_type(c, "reasoning")) {
@@ -241,7 +241,7 @@ static void put_tool_output(struct enc *e, const gw_json_t *it)
     if (!call_id.len)
         call_id = gw_json_get_str(it, "id"); /* local_shell_call_output */
     gw_jgen_map_open(e->j);
-    gw_jgen_kv_cstr(e->j, "role", "tool");
+    gw_jgen_kv_lit(e->j, "role", "tool");
     gw_jgen_kv_str(e->j, "tool_call_id", call_id);
     gw_buf_reset(&e->tmp);
     gw_request_content_text(gw_json_get(it, "output"), &e->tmp);
@@ -281,8 +281,8 @@ static void put_item(struct enc *e, const gw_json_t **itp)
     flush_system(e);
     if (is_call(it)) {
         gw_jgen_map_open(j);
-        gw_jgen_kv_cstr(j, "role", "assistant");
-        gw_jgen_cstr(j, "content");
+        gw_jgen_kv_lit(j, "role", "assistant");
+        gw_jgen_lit(j, "content");
         gw_jgen_null(j);
         put_tool_calls(e, itp);
         put_reasoning(e);
@@ -315,14 +315,14 @@ static void put_item(struct enc *e, const gw_json_t **itp)
 static void put_messages(struct enc *e)
 {
     const gw_request_t *r = e->r;
-    gw_jgen_cstr(e->j, "messages");
+    gw_jgen_lit(e->j, "messages");
     gw_jgen_array_open(e->j);
     if (r->instructions)
         add_system(e, e->ep->developer_role ? "developer" : "system", r->instructions->str);
     if (r->input->type == GW_JSON_STRING) {
         flush_system(e);
         gw_jgen_map_open(e->j);
-        gw_jgen_kv_cstr(e->j, "role", "user");
+        gw_jgen_kv_lit(e->j, "role", "user");
         gw_jgen_kv_str(e->j, "content", r->input->str);
         gw_jgen_map_close(e->j);
     } else {
@@ -344,7 +344,7 @@ static void put_tool_choice(struct enc *e)
         return; /* no tool left upstream: a choice among them means nothing there */
     gw_jgen_t *j = e->j;
     if (tc->type == GW_JSON_STRING) {
-        gw_jgen_cstr(j, "tool_choice");
+        gw_jgen_lit(j, "tool_choice");
         gw_jgen_str(j, tc->str);
         return;
     }
@@ -361,10 +361,10 @@ static void put_tool_choice(struct enc *e)
     }
     if (!t)
         return; /* a hosted choice: refused before dispatch (gw_request_apply_endpoint) */
-    gw_jgen_cstr(j, "tool_choice");
+    gw_jgen_lit(j, "tool_choice");
     gw_jgen_map_open(j);
-    gw_jgen_kv_cstr(j, "type", "function");
-    gw_jgen_cstr(j, "function");
+    gw_jgen_kv_lit(j, "type", "function");
+    gw_jgen_lit(j, "function");
     gw_jgen_map_open(j);
     gw_jgen_kv_str(j, "name", t->upstream);
     gw_jgen_map_close(j);
@@ -375,15 +375,15 @@ static void put_response_format(gw_jgen_t *j, const gw_json_t *format)
 {
     gw_str_t type = gw_json_get_str(format, "type");
     if (gw_str_eq(type, "json_object")) {
-        gw_jgen_cstr(j, "response_format");
+        gw_jgen_lit(j, "response_format");
         gw_jgen_map_open(j);
-        gw_jgen_kv_cstr(j, "type", "json_object");
+        gw_jgen_kv_lit(j, "type", "json_object");
         gw_jgen_map_close(j);
     } else if (gw_str_eq(type, "json_schema")) {
-        gw_jgen_cstr(j, "response_format");
+        gw_jgen_lit(j, "response_format");
         gw_jgen_map_open(j);
-        gw_jgen_kv_cstr(j, "type", "json_schema");
-        gw_jgen_cstr(j, "json_schema");
+        gw_jgen_kv_lit(j, "type", "json_schema");
+        gw_jgen_lit(j, "json_schema");
         gw_jgen_map_open(j);
         static const char *const keys[] = {"name", "schema", "strict", "description", NULL};
         for (const char *const *k = keys; *k; k++) {
@@ -409,16 +409,16 @@ int ad__cc_encode_request(const gw_request_t *r, const gw_endpoint_cfg_t *ep, bo
     gw_jgen_map_open(j);
     gw_jgen_kv_cstr(j, "model", ep->model);
     /* Always stream upstream, with usage; non-streaming clients get the aggregate (§6.1). */
-    gw_jgen_cstr(j, "stream");
+    gw_jgen_lit(j, "stream");
     gw_jgen_bool(j, true);
-    gw_jgen_cstr(j, "stream_options");
+    gw_jgen_lit(j, "stream_options");
     gw_jgen_map_open(j);
-    gw_jgen_cstr(j, "include_usage");
+    gw_jgen_lit(j, "include_usage");
     gw_jgen_bool(j, true);
     gw_jgen_map_close(j);
     put_messages(&e);
     if (r->tool_map.n_upstream) {
-        gw_jgen_cstr(j, "tools");
+        gw_jgen_lit(j, "tools");
         ad_tools_put_upstream(j, &r->tool_map, &e.tmp);
         if (r->parallel_tool_calls)
             gw_jgen_kv_value(j, "parallel_tool_calls", r->parallel_tool_calls);

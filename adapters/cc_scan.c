@@ -105,11 +105,14 @@ static int string_as(sc_t *s, gw_str_t *out, bool raw)
     const char *b = s->p;
     bool esc = false;
     while (s->p < s->end) {
-        while (s->end - s->p >= 8) { /* plain text eight bytes at a time */
+        while (s->end - s->p >= 8) { /* plain text eight bytes at a time, to the first special */
             uint64_t w;
             memcpy(&w, s->p, 8);
-            if (gw_json_word_special(w))
+            uint64_t m = gw_json_special_mask(w);
+            if (m) {
+                s->p += gw_json_first_special(m);
                 break;
+            }
             s->p += 8;
         }
         if (s->p >= s->end)

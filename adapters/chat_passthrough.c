@@ -39,14 +39,14 @@ static int cp_encode_request(const gw_request_t *r, const gw_endpoint_cfg_t *ep,
         if (gw_str_eq(m->key, "model")) {
             gw_jgen_kv_cstr(j, "model", ep->model);
         } else if (gw_str_eq(m->key, "stream_options") && r->stream && !options_done) {
-            gw_jgen_cstr(j, "stream_options");
+            gw_jgen_lit(j, "stream_options");
             gw_jgen_map_open(j);
             for (const gw_json_t *o = gw_json_is(m, GW_JSON_OBJECT) ? m->child : NULL; o; o = o->next)
                 if (!gw_str_eq(o->key, "include_usage")) {
                     gw_jgen_str(j, o->key);
                     gw_jgen_value(j, o);
                 }
-            gw_jgen_cstr(j, "include_usage");
+            gw_jgen_lit(j, "include_usage");
             gw_jgen_bool(j, true);
             gw_jgen_map_close(j);
             options_done = true;
@@ -56,9 +56,9 @@ static int cp_encode_request(const gw_request_t *r, const gw_endpoint_cfg_t *ep,
         }
     }
     if (r->stream && !options_done) {
-        gw_jgen_cstr(j, "stream_options");
+        gw_jgen_lit(j, "stream_options");
         gw_jgen_map_open(j);
-        gw_jgen_cstr(j, "include_usage");
+        gw_jgen_lit(j, "include_usage");
         gw_jgen_bool(j, true);
         gw_jgen_map_close(j);
     }
@@ -140,14 +140,14 @@ static void emit_aggregate(ad_state_t *s)
     gw_jgen_t *j = gw_jgen_new(&s->agg);
     gw_jgen_map_open(j);
     gw_jgen_kv_str(j, "id", gw_buf_str(&s->id));
-    gw_jgen_kv_cstr(j, "object", "chat.completion");
-    gw_jgen_cstr(j, "created");
+    gw_jgen_kv_lit(j, "object", "chat.completion");
+    gw_jgen_lit(j, "created");
     if (s->created.len)
         gw_jgen_number_raw(j, gw_buf_str(&s->created));
     else
         gw_jgen_int(j, 0);
     gw_jgen_kv_str(j, "model", gw_buf_str(&s->model));
-    gw_jgen_cstr(j, "choices");
+    gw_jgen_lit(j, "choices");
     gw_jgen_array_open(j);
     for (int i = 0; i < MAX_CHOICES; i++) {
         const struct choice *c = &s->choices[i];
@@ -155,20 +155,20 @@ static void emit_aggregate(ad_state_t *s)
             continue;
         gw_jgen_map_open(j);
         gw_jgen_kv_int(j, "index", i);
-        gw_jgen_cstr(j, "message");
+        gw_jgen_lit(j, "message");
         gw_jgen_map_open(j);
-        gw_jgen_kv_cstr(j, "role", "assistant");
+        gw_jgen_kv_lit(j, "role", "assistant");
         put_text(j, "content", c->has_content, &c->content);
         put_text(j, "refusal", c->has_refusal, &c->refusal);
         if (c->n_tools) {
-            gw_jgen_cstr(j, "tool_calls");
+            gw_jgen_lit(j, "tool_calls");
             gw_jgen_array_open(j);
             for (size_t t = 0; t < c->n_tools; t++) {
                 const struct tool *tc = &c->tools[t];
                 gw_jgen_map_open(j);
                 gw_jgen_kv_str(j, "id", gw_buf_str(&tc->id));
-                gw_jgen_kv_cstr(j, "type", "function");
-                gw_jgen_cstr(j, "function");
+                gw_jgen_kv_lit(j, "type", "function");
+                gw_jgen_lit(j, "function");
                 gw_jgen_map_open(j);
                 gw_jgen_kv_str(j, "name", gw_buf_str(&tc->name));
                 gw_jgen_kv_str(j, "arguments", tc->args.base ? gw_buf_str(&tc->args) : GW_STR_LIT(""));
@@ -178,7 +178,7 @@ static void emit_aggregate(ad_state_t *s)
             gw_jgen_array_close(j);
         }
         gw_jgen_map_close(j);
-        gw_jgen_cstr(j, "finish_reason");
+        gw_jgen_lit(j, "finish_reason");
         if (c->finish[0])
             gw_jgen_cstr(j, c->finish);
         else
@@ -187,7 +187,7 @@ static void emit_aggregate(ad_state_t *s)
     }
     gw_jgen_array_close(j);
     if (s->usage.present) {
-        gw_jgen_cstr(j, "usage");
+        gw_jgen_lit(j, "usage");
         gw_jgen_map_open(j);
         gw_jgen_kv_int(j, "prompt_tokens", s->usage.input);
         gw_jgen_kv_int(j, "completion_tokens", s->usage.output);

@@ -50,7 +50,7 @@ int ad__rs_encode_request(const gw_request_t *r, const gw_endpoint_cfg_t *ep, bo
     gw_jgen_t *j = gw_jgen_new(out);
     gw_jgen_map_open(j);
     gw_jgen_kv_cstr(j, "model", ep->model);
-    gw_jgen_cstr(j, "stream");
+    gw_jgen_lit(j, "stream");
     gw_jgen_bool(j, r->stream);
     for (const gw_json_t *m = r->root->child; m; m = m->next) {
         if (skip_key(m->key, mlflow))

@@ -227,8 +227,8 @@ void ad_tools_put_upstream(gw_jgen_t *j, const ad_tools_t *t, gw_buf_t *tmp)
         if (e->kind == AD_TOOL_HOSTED)
             continue;
         gw_jgen_map_open(j);
-        gw_jgen_kv_cstr(j, "type", "function");
-        gw_jgen_cstr(j, "function");
+        gw_jgen_kv_lit(j, "type", "function");
+        gw_jgen_lit(j, "function");
         gw_jgen_map_open(j);
         gw_jgen_kv_str(j, "name", e->upstream);
         if (e->kind == AD_TOOL_FUNCTION) {
@@ -241,11 +241,11 @@ void ad_tools_put_upstream(gw_jgen_t *j, const ad_tools_t *t, gw_buf_t *tmp)
         } else if (e->kind == AD_TOOL_CUSTOM) {
             custom_description(e, tmp);
             gw_jgen_kv_str(j, "description", gw_buf_str(tmp));
-            gw_jgen_cstr(j, "parameters");
+            gw_jgen_lit(j, "parameters");
             gw_jgen_raw(j, GW_STR_LIT(custom_params));
         } else {
             gw_jgen_kv_cstr(j, "description", "Run a command on the user's machine and get its output.");
-            gw_jgen_cstr(j, "parameters");
+            gw_jgen_lit(j, "parameters");
             gw_jgen_raw(j, GW_STR_LIT(local_shell_params));
         }
         gw_jgen_map_close(j);

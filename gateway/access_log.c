@@ -267,7 +267,7 @@ static void format_line(gw_jgen_t *j, const gw_call_summary_t *s)
     gw_jgen_map_open(j);
     gw_jgen_kv_cstr(j, "time", when);
     gw_jgen_kv_cstr(j, "request_id", s->request_id);
-    gw_jgen_cstr(j, "client_request_id");
+    gw_jgen_lit(j, "client_request_id");
     if (s->client_request_id.base)
         gw_jgen_str(j, s->client_request_id);
     else
@@ -282,7 +282,7 @@ static void format_line(gw_jgen_t *j, const gw_call_summary_t *s)
     gw_jgen_kv_int(j, "status", s->status);
     gw_jgen_kv_cstr(j, "finish_status", s->finish_status);
     gw_jgen_kv_cstr(j, "error_code", s->error_code);
-    gw_jgen_cstr(j, "stream");
+    gw_jgen_lit(j, "stream");
     gw_jgen_bool(j, s->req_parsed && s->req->stream);
     kv_tokens(j, "input_tokens", s->usage, false);
     kv_tokens(j, "output_tokens", s->usage, true);

@@ -16,7 +16,7 @@ static void respond_ready(gw_ctx_t *ctx, gw_req_t *r)
     gw_jgen_t *j = gw_jgen_new(&b);
     bool ready = gw_pool_size(ctx->pool) > 0;
     gw_jgen_map_open(j);
-    gw_jgen_cstr(j, "endpoints");
+    gw_jgen_lit(j, "endpoints");
     gw_jgen_array_open(j);
     for (size_t i = 0; i < gw_pool_size(ctx->pool); i++) {
         gw_pool_ep_t *pe = gw_pool_at(ctx->pool, i);

@@ -252,9 +252,18 @@ void gw_jgen_value(gw_jgen_t *j, const gw_json_t *v)
 }
 
 /* Object keys are string literals of this program (plain ASCII, nothing to escape): copied as
- * they are, with no UTF-8 check. */
+ * they are, with no UTF-8 check (checked in debug builds). */
+static bool plain_literal(const char *k)
+{
+    for (; *k; k++)
+        if ((unsigned char)*k < 0x20 || (unsigned char)*k > 0x7e || *k == '"' || *k == '\\')
+            return false;
+    return true;
+}
+
 static void key(gw_jgen_t *j, const char *k)
 {
+    assert(plain_literal(k));
     size_t n = strlen(k);
     sep(j);
     gw_buf_t *b = j->out;
@@ -264,6 +273,17 @@ static void key(gw_jgen_t *j, const char *k)
     w[n + 1] = '"';
     b->len += n + 2;
     appended(j);
+}
+
+void gw_jgen_lit(gw_jgen_t *j, const char *lit)
+{
+    key(j, lit);
+}
+
+void gw_jgen_kv_lit(gw_jgen_t *j, const char *k, const char *lit)
+{
+    key(j, k);
+    key(j, lit);
 }
 
 void gw_jgen_kv_cstr(gw_jgen_t *j, const char *k, const char *v)

@@ -382,12 +382,17 @@ static void escape_block(gw_buf_t *b, const char *s, size_t n)
     char *o = b->base + b->len;
     size_t i = 0;
     while (i < n) {
-        while (i + 8 <= n) { /* plain text eight bytes at a time */
+        while (i + 8 <= n) { /* plain text eight bytes at a time, up to the first special one */
             uint64_t w;
             memcpy(&w, s + i, 8);
-            if (gw_json_word_special(w))
+            memcpy(o, &w, 8); /* room: 2n + 8 was reserved and o - start <= 2i */
+            uint64_t m = gw_json_special_mask(w);
+            if (m) {
+                unsigned k = gw_json_first_special(m);
+                o += k;
+                i += k;
                 break;
-            memcpy(o, &w, 8);
+            }
             o += 8;
             i += 8;
         }

@@ -68,6 +68,9 @@ void gw_jgen_target(gw_jgen_t *j, gw_buf_t *out);
 void gw_jgen_done(gw_jgen_t *j);
 
 void gw_jgen_cstr(gw_jgen_t *j, const char *s);
+/** A string literal of this program (plain printable ASCII, no '"' or '\\': asserted), key or
+ * value, copied as it is: no UTF-8 check, no escaping. */
+void gw_jgen_lit(gw_jgen_t *j, const char *lit);
 /** String with invalid UTF-8 (and CESU surrogates) replaced by U+FFFD. */
 void gw_jgen_str(gw_jgen_t *j, gw_str_t s);
 void gw_jgen_null(gw_jgen_t *j);
@@ -86,21 +89,30 @@ void gw_jgen_value(gw_jgen_t *j, const gw_json_t *v);
 void gw_jgen_raw(gw_jgen_t *j, gw_str_t json);
 /** Key + value conveniences. */
 void gw_jgen_kv_cstr(gw_jgen_t *j, const char *k, const char *v);
+/** Key and a literal value (see gw_jgen_lit). */
+void gw_jgen_kv_lit(gw_jgen_t *j, const char *k, const char *lit);
 void gw_jgen_kv_str(gw_jgen_t *j, const char *k, gw_str_t v);
 void gw_jgen_kv_int(gw_jgen_t *j, const char *k, int64_t v);
 /** Emit a value or null when absent. */
 void gw_jgen_kv_value(gw_jgen_t *j, const char *k, const gw_json_t *v);
 
-/** True when one of the 8 bytes of w is special inside a JSON string: a control byte (< 0x20),
- * '"' or '\\'. Lets scanners and the escaper pass plain text eight bytes at a time. SWAR: v has
- * a zero byte iff (v - 0x01..) & ~v & 0x80.. is non-zero; ~w keeps bytes >= 0x80 out of the
- * control test. */
-static inline bool gw_json_word_special(uint64_t w)
+/** Non-zero when one of the 8 bytes of w (little-endian load) is special inside a JSON string: a
+ * control byte (< 0x20), '"' or '\\'; its lowest set bit is then in the first such byte, so
+ * gw_json_first_special gives its offset. Lets scanners and the escaper pass plain text eight
+ * bytes at a time. SWAR: v has a zero byte iff (v - 0x01..) & ~v & 0x80.. is non-zero (borrows
+ * only mark bytes above a real match); ~w keeps bytes >= 0x80 out of the control test. */
+static inline uint64_t gw_json_special_mask(uint64_t w)
 {
     const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
     uint64_t ctl = (w - ones * 0x20) & ~w;
     uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
-    return ((ctl | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash)) & high) != 0;
+    return (ctl | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash)) & high;
+}
+
+/** Offset (0..7) of the first special byte, given gw_json_special_mask(w) != 0. */
+static inline unsigned gw_json_first_special(uint64_t mask)
+{
+    return (unsigned)__builtin_ctzll(mask) >> 3;
 }
 
 /** Append s as a JSON string literal (with quotes) to b, repairing bad UTF-8. */

@@ -68,7 +68,7 @@ static void emit_content_parts(gw_jgen_t *j, gw_str_t role, gw_str_t text)
     gw_jgen_kv_cstr(j, "type", assistant ? "output_text" : "input_text");
     gw_jgen_kv_str(j, "text", text);
     if (assistant) {
-        gw_jgen_cstr(j, "annotations");
+        gw_jgen_lit(j, "annotations");
         gw_jgen_array_open(j);
         gw_jgen_array_close(j);
     }
@@ -90,7 +90,7 @@ static void emit_input_item(gw_jgen_t *j, const gw_json_t *it)
     gw_jgen_map_open(j);
     gw_jgen_kv_str(j, "id", id);
     if (!type.base)
-        gw_jgen_kv_cstr(j, "type", "message");
+        gw_jgen_kv_lit(j, "type", "message");
     for (const gw_json_t *m = it->child; m; m = m->next) {
         if (gw_str_eq(m->key, "id"))
             continue;
@@ -119,9 +119,9 @@ void gw_recall_item_list(gw_arena_t *a, const gw_json_t *input, const gw_str_t *
         char fresh[48];
         gw_id_hex(fresh, "msg_", 32);
         gw_jgen_kv_cstr(j, "id", fresh);
-        gw_jgen_kv_cstr(j, "type", "message");
-        gw_jgen_kv_cstr(j, "role", "user");
-        gw_jgen_cstr(j, "content");
+        gw_jgen_kv_lit(j, "type", "message");
+        gw_jgen_kv_lit(j, "role", "user");
+        gw_jgen_lit(j, "content");
         emit_content_parts(j, GW_STR_LIT("user"), input->str);
         gw_jgen_map_close(j);
         gw_jgen_done(j);

@@ -114,23 +114,23 @@ void gw__stored_page(stored_t *q, const gw_json_t *items, gw_buf_t *b)
     }
     gw_jgen_t *j = gw_jgen_new(b);
     gw_jgen_map_open(j);
-    gw_jgen_kv_cstr(j, "object", "list");
-    gw_jgen_cstr(j, "data");
+    gw_jgen_kv_lit(j, "object", "list");
+    gw_jgen_lit(j, "data");
     gw_jgen_array_open(j);
     for (i = from; i < to; i++)
         gw_jgen_value(j, v[i]);
     gw_jgen_array_close(j);
-    gw_jgen_cstr(j, "first_id");
+    gw_jgen_lit(j, "first_id");
     if (to > from)
         gw_jgen_str(j, gw_json_get_str(v[from], "id"));
     else
         gw_jgen_null(j);
-    gw_jgen_cstr(j, "last_id");
+    gw_jgen_lit(j, "last_id");
     if (to > from)
         gw_jgen_str(j, gw_json_get_str(v[to - 1], "id"));
     else
         gw_jgen_null(j);
-    gw_jgen_cstr(j, "has_more");
+    gw_jgen_lit(j, "has_more");
     gw_jgen_bool(j, more);
     gw_jgen_map_close(j);
     gw_jgen_free(j);

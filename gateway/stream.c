@@ -33,7 +33,7 @@ static void ev_end(gw_stream_t *s)
 static void lifecycle_event(gw_stream_t *s, const char *type)
 {
     ev_begin(s, type);
-    gw_jgen_cstr(s->j, "response");
+    gw_jgen_lit(s->j, "response");
     gw__render_response(s, false);
     ev_end(s);
 }
@@ -42,7 +42,7 @@ static void lifecycle_event(gw_stream_t *s, const char *type)
 static void lifecycle_event_with(gw_stream_t *s, const char *type, gw_str_t response)
 {
     ev_begin(s, type);
-    gw_jgen_cstr(s->j, "response");
+    gw_jgen_lit(s->j, "response");
     gw_jgen_raw(s->j, response);
     ev_end(s);
 }
@@ -102,7 +102,7 @@ static void close_part(gw_stream_t *s, int oi)
     gw_jgen_kv_int(s->j, summary ? "summary_index" : "content_index", (int64_t)pi);
     gw_jgen_kv_str(s->j, p->kind == AD_PART_REFUSAL ? "refusal" : "text", gw__text_of(&p->text));
     if (p->kind == AD_PART_OUTPUT_TEXT) {
-        gw_jgen_cstr(s->j, "logprobs");
+        gw_jgen_lit(s->j, "logprobs");
         gw_jgen_array_open(s->j);
         gw_jgen_array_close(s->j);
     }
@@ -110,7 +110,7 @@ static void close_part(gw_stream_t *s, int oi)
     ev_begin(s, summary ? "response.reasoning_summary_part.done" : "response.content_part.done");
     ids(s, it, oi);
     gw_jgen_kv_int(s->j, summary ? "summary_index" : "content_index", (int64_t)pi);
-    gw_jgen_cstr(s->j, "part");
+    gw_jgen_lit(s->j, "part");
     gw__render_part(s->j, p);
     ev_end(s);
 }
@@ -153,7 +153,7 @@ static void close_item(gw_stream_t *s, int oi, ad_item_status_t st)
     }
     ev_begin(s, "response.output_item.done");
     gw_jgen_kv_int(s->j, "output_index", oi);
-    gw_jgen_cstr(s->j, "item");
+    gw_jgen_lit(s->j, "item");
     gw__render_item(s->j, it, false);
     ev_end(s);
 }
@@ -233,7 +233,7 @@ static int on_item_add(void *ctx, const ad_item_t *in)
     if (s->o.stream) {
         ev_begin(s, "response.output_item.added");
         gw_jgen_kv_int(s->j, "output_index", oi);
-        gw_jgen_cstr(s->j, "item");
+        gw_jgen_lit(s->j, "item");
         gw__render_item(s->j, it, true);
         ev_end(s);
     }
@@ -258,7 +258,7 @@ static int on_part_add(void *ctx, int oi, ad_part_kind_t kind)
         ev_begin(s, summary ? "response.reasoning_summary_part.added" : "response.content_part.added");
         ids(s, it, oi);
         gw_jgen_kv_int(s->j, summary ? "summary_index" : "content_index", (int64_t)(it->n_parts - 1));
-        gw_jgen_cstr(s->j, "part");
+        gw_jgen_lit(s->j, "part");
         gw__render_part(s->j, p);
         ev_end(s);
     }
@@ -542,10 +542,10 @@ static int on_finish(void *ctx, ad_finish_t how, const char *reason)
         lifecycle_event_with(s, type, gw_buf_str(&s->aggregate));
     } else if (s->o.stream) {
         ev_begin(s, type);
-        gw_jgen_cstr(s->j, "response");
+        gw_jgen_lit(s->j, "response");
         gw__render_response(s, false);
         if (s->custom_outputs.len) {
-            gw_jgen_cstr(s->j, "custom_outputs");
+            gw_jgen_lit(s->j, "custom_outputs");
             gw_jgen_raw(s->j, gw_buf_str(&s->custom_outputs));
         }
         gw__render_databricks_output(s, false);
@@ -593,14 +593,14 @@ void gw_stream_fail(gw_stream_t *s, const gw_error_t *e)
     gw_jgen_t *j = s->j;
     gw_jgen_kv_cstr(j, "code", gw_err_failed_code(s->err.kind));
     gw_jgen_kv_cstr(j, "message", s->err.message);
-    gw_jgen_cstr(j, "param");
+    gw_jgen_lit(j, "param");
     gw_jgen_null(j);
-    gw_jgen_cstr(j, "error");
+    gw_jgen_lit(j, "error");
     gw_jgen_map_open(j);
     gw_jgen_kv_cstr(j, "type", gw_err_type(s->err.kind));
     gw_jgen_kv_cstr(j, "code", gw_err_code(s->err.kind));
     gw_jgen_kv_cstr(j, "message", s->err.message);
-    gw_jgen_cstr(j, "param");
+    gw_jgen_lit(j, "param");
     gw_jgen_null(j);
     gw_jgen_map_close(j);
     gw__render_databricks_output(s, true);

@@ -74,7 +74,7 @@ static void attempts_json(const gw_call_summary_t *s, gw_buf_t *out)
         gw_jgen_kv_cstr(j, "replica", at->replica);
         gw_jgen_kv_int(j, "started_ms", at->started_ms);
         gw_jgen_kv_int(j, "duration_ms", at->duration_ms);
-        gw_jgen_cstr(j, "status_code");
+        gw_jgen_lit(j, "status_code");
         if (at->status)
             gw_jgen_int(j, at->status);
         else
