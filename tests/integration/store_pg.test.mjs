@@ -206,5 +206,34 @@ describe('store (postgres): failures and retention', () => {
     }
   });
 
+  test('a database that stops answering (its backend process SIGSTOPped): answers still arrive (write timeout); after the statement bound the connection is dropped and a fresh one serves the next operation', { timeout: 90_000 }, async () => {
+    const s = await startPg({ write_timeout_ms: 500 });
+    let pid;
+    try {
+      const r0 = await s.client.responses.create({ model: 'chat-agent', input: 'before the freeze' });
+      const pids = await waitFor(async () => {
+        const rows = await pg.sql("SELECT pid FROM pg_stat_activity WHERE application_name = 'agate-store'");
+        return rows.length === 1 ? rows : null;
+      }, 10_000, "exactly one connection of this agate's store");
+      pid = Number(pids[0][0]);
+      process.kill(pid, 'SIGSTOP');
+      const id = crid('frozen');
+      const t0 = Date.now();
+      const r = await postJSON(`${s.agate.url}/responses`, { model: 'chat-agent', input: 'during the freeze', client_request_id: id }, { timeoutMs: 15_000 });
+      assert.equal(r.status, 200);
+      assert.ok(Date.now() - t0 < 5000, `answered within the write timeout, not the statement bound (${Date.now() - t0} ms)`);
+      assert.equal((await rowFor(s.tablesDir, id)).stored, false);
+      assert.ok(await metric(s.agate.base, 'agate_store_write_failures_total\\{reason="timeout"\\}') >= 1);
+      // The next read queues behind the frozen statement, which gives up after 10 s; then a new
+      // connection answers it.
+      const got = await s.client.responses.retrieve(r0.id);
+      assert.equal(got.id, r0.id);
+      assert.match(s.agate.logs(), /event=store_db_error backend=postgres error="no answer within 10000 ms: connection dropped"/);
+    } finally {
+      if (pid) try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
+      await s.stop();
+    }
+  });
+
   ttlPurgeTest(startPg);
 });
