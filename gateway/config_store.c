@@ -80,7 +80,8 @@ int gw__config_parse_store(gw_arena_t *a, const gw_json_t *root, gw_store_cfg_t 
         const char *env = getenv("DATABASE_URL");
         out->dsn = env && *env ? gw_arena_strndup(a, env, strlen(env)) : NULL;
         if (!out->dsn)
-            return bad(err, errlen, "backend", "\"postgres\" needs store.dsn or the DATABASE_URL environment variable");
+            return bad(err, errlen, "backend",
+                       "\"postgres\" needs store.dsn or the DATABASE_URL environment variable");
     }
     const gw_json_t *d = gw_json_get(o, "default");
     if (d && d->type != GW_JSON_BOOL)

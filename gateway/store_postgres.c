@@ -24,10 +24,11 @@
  *
  * Schema (store_sqlite.c's, tables prefixed agate_store_): at the first connection, unless it is
  * there (then the role needs no CREATE), CREATE ... IF NOT EXISTS in one transaction under
- * pg_advisory_xact_lock, so replicas starting together do not race on the catalog. Values are text sent and read in binary format (the bytes as they are: no
- * quoting, no NUL terminator), integers int8. A multi-statement operation is one transaction; a
- * conversation write locks the conversation's row first (SELECT ... FOR UPDATE) so appends from
- * two instances get distinct positions. A write retried after its connection broke mid-COMMIT may
+ * pg_advisory_xact_lock, so replicas starting together do not race on the catalog. Values are
+ * text sent and read in binary format (the bytes as they are: no quoting, no NUL terminator),
+ * integers int8. A multi-statement operation is one transaction; a conversation write locks the
+ * conversation's row first (SELECT ... FOR UPDATE) so appends from two instances get distinct
+ * positions. A write retried after its connection broke mid-COMMIT may
  * fail (the id exists) or, for a conversation append, append twice; it is never lost silently. */
 #include <endian.h>
 #include <errno.h>

@@ -171,7 +171,8 @@ Test(store_postgres, database_down_at_start_up, .timeout = 20)
     /* Operations fail (fast: no new connection attempt within RETRY_MS of the last), never hang. */
     for (int k = 0; k < 3; k++) {
         got_t g = {0};
-        gw_store_submit(s, &(gw_store_req_t){.kind = GW_STORE_GET_RESPONSE, .id = GW_STR_LIT("resp_x")}, on_done, &g);
+        gw_store_req_t get = {.kind = GW_STORE_GET_RESPONSE, .id = GW_STR_LIT("resp_x")};
+        gw_store_submit(s, &get, on_done, &g);
         for (int i = 0; i < 4000 && !g.done; i++) {
             uv_run(&loop, UV_RUN_NOWAIT);
             if (!g.done)
