@@ -1,8 +1,10 @@
 /* The `store` block of gw_config (issue 12): which backend keeps stored responses and
- * conversations, and their limits. Kept out of config.c (one hook there); validation messages use
+ * conversations, and their limits (sqlite: path; postgres: dsn, else $DATABASE_URL, as the
+ * table sink). Kept out of config.c (one hook there); validation messages use
  * config.c's "config: <path>: <what>" form. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gateway/config.h"
@@ -73,8 +75,14 @@ int gw__config_parse_store(gw_arena_t *a, const gw_json_t *root, gw_store_cfg_t 
     out->path = "./var/store.db";
     if (get_str(a, o, "path", &out->path, err, errlen) < 0 || get_str(a, o, "dsn", &out->dsn, err, errlen) < 0)
         return -1;
-    if (out->backend == GW_STORE_POSTGRES)
-        return bad(err, errlen, "backend", "\"postgres\" is not available yet (issue 12): use \"sqlite\"");
+    if (out->backend == GW_STORE_POSTGRES && !out->dsn) {
+        /* As tables.dsn: a deployment sets DATABASE_URL once for both. */
+        const char *env = getenv("DATABASE_URL");
+        out->dsn = env && *env ? gw_arena_strndup(a, env, strlen(env)) : NULL;
+        if (!out->dsn)
+            return bad(err, errlen, "backend",
+                       "\"postgres\" needs store.dsn or the DATABASE_URL environment variable");
+    }
     const gw_json_t *d = gw_json_get(o, "default");
     if (d && d->type != GW_JSON_BOOL)
         return bad(err, errlen, "default", "must be true or false");

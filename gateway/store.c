@@ -1,5 +1,6 @@
-/* gw_store: operation queue, timeouts, purge schedule and counters; the backend does the SQL.
- * Operations run one at a time in submission order (see store.h for why). */
+/* gw_store: operation queue, timeouts, purge schedule and counters; the backend does the SQL
+ * (store_sqlite.c, store_postgres.c). Operations run one at a time in submission order (see
+ * store.h for why). */
 #include "gateway/store.h"
 
 #include <assert.h>
@@ -23,8 +24,17 @@ struct gw_store {
     gw_metric_t *ops, *failures, *purged;
 };
 
+/* A failing store checks itself again this soon (one purge batch), whatever the purge interval:
+ * with no traffic (a load balancer that took it out on /readyz), nothing else would. */
+#define RECHECK_MS 1000
+
 static void start_next(gw_store_t *s);
 static void on_purge(uv_timer_t *t);
+
+static uint64_t recheck_ms(const gw_store_t *s)
+{
+    return (uint64_t)(s->cfg.purge_interval_ms < RECHECK_MS ? s->cfg.purge_interval_ms : RECHECK_MS);
+}
 
 static void store_free_now(gw_store_t *s)
 {
@@ -186,6 +196,8 @@ static void on_work_done(uv_work_t *w, int status)
     }
     if (op->status == GW_STORE_FAILED && op->why && !op->answered)
         gw_log(GW_LOG_WARN, NULL, "event=store_failed op=%s why=%s", op_name(op->q.kind), op->why);
+    if (!s->last_ok)
+        uv_timer_start(&s->purge, on_purge, recheck_ms(s), (uint64_t)s->cfg.purge_interval_ms);
     answer(op);
     op_release(op);
     start_next(s);
@@ -324,7 +336,9 @@ static void collect_state(gw_buf_t *b, void *ud)
 gw_store_t *gw_store_new(uv_loop_t *loop, const gw_store_cfg_t *cfg, gw_metrics_t *metrics, char *err,
                          size_t errlen)
 {
-    const gw__store_backend_t *be = cfg->backend == GW_STORE_SQLITE ? &gw__store_sqlite : NULL;
+    const gw__store_backend_t *be = cfg->backend == GW_STORE_SQLITE     ? &gw__store_sqlite
+                                    : cfg->backend == GW_STORE_POSTGRES ? &gw__store_postgres
+                                                                        : NULL;
     if (!be) {
         snprintf(err, errlen, "store: backend not available");
         return NULL;
@@ -337,7 +351,7 @@ gw_store_t *gw_store_new(uv_loop_t *loop, const gw_store_cfg_t *cfg, gw_metrics_
     s->cfg = *cfg;
     s->be = be;
     s->db = db;
-    s->last_ok = true;
+    s->last_ok = !be->up || be->up(db);
     s->ops = gw_metrics_counter(metrics, "agate_store_operations_total",
                                 "Response-store operations by kind (error, timeout: failed ones).", "op");
     s->failures = gw_metrics_counter(metrics, "agate_store_write_failures_total",
@@ -351,7 +365,8 @@ gw_store_t *gw_store_new(uv_loop_t *loop, const gw_store_cfg_t *cfg, gw_metrics_
     gw_metrics_collector(metrics, collect_state, s);
     uv_timer_init(loop, &s->purge);
     s->purge.data = s;
-    uv_timer_start(&s->purge, on_purge, (uint64_t)cfg->purge_interval_ms, (uint64_t)cfg->purge_interval_ms);
+    uv_timer_start(&s->purge, on_purge, s->last_ok ? (uint64_t)cfg->purge_interval_ms : recheck_ms(s),
+                   (uint64_t)cfg->purge_interval_ms);
     uv_unref((uv_handle_t *)&s->purge);
     return s;
 }

@@ -3,10 +3,10 @@
  *
  * One store per worker, on the worker's loop. Every operation is asynchronous: the request is
  * copied in, the callback fires later on the loop (never from inside gw_store_submit) with the
- * result, which is valid only during the callback. The SQLite backend runs its blocking calls on
- * libuv's thread pool (uv_queue_work), one at a time per store, in submission order, so a worker
- * reads its own writes. Writes may carry a timeout: past it the callback reports
- * GW_STORE_FAILED at once and the late result is dropped.
+ * result, which is valid only during the callback. Both backends (SQLite embedded, PostgreSQL for
+ * a fleet) run their blocking calls on libuv's thread pool (uv_queue_work), one at a time per
+ * store, in submission order, so a worker reads its own writes. Writes may carry a timeout: past
+ * it the callback reports GW_STORE_FAILED at once and the late result is dropped.
  *
  * Every object has an owner (the requester of the call that created it; NULL = the one anonymous
  * owner, stored as ""). Every query filters by owner: another owner's object is NOT_FOUND.
@@ -68,7 +68,7 @@ typedef struct {
 
 typedef struct {
     gw_store_status_t status;
-    const char *why;         /** FAILED: short static reason (timeout, sqlite_error, ...) */
+    const char *why;         /** FAILED: short static reason (timeout, sqlite_write_failed, postgres_error, ...) */
     gw_str_t response, input_items, context; /** GET_RESPONSE; CONV_ITEMS: context */
     gw_str_t metadata;                       /** CONV_* */
     int64_t created_at;                      /** CONV_* */

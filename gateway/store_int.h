@@ -37,9 +37,20 @@ typedef struct {
     /** Runs one operation to the end; blocking; on the thread pool. */
     void (*run)(void *db, gw__store_op_t *op);
     void (*close)(void *db);
+    /** Optional: false when open kept a handle without its database (postgres down at start-up),
+     * so the store starts failing (/readyz 503) until an operation succeeds. Loop thread, once. */
+    bool (*up)(void *db);
 } gw__store_backend_t;
 
 extern const gw__store_backend_t gw__store_sqlite;
+extern const gw__store_backend_t gw__store_postgres;
+
+/** Postgres: the keywords/values given to PQconnectdbParams for dsn (a URI or key=value string,
+ * expanded by libpq): our defaults first, so the DSN's own settings win (connect_timeout=5,
+ * application name), then what agate needs whatever the DSN says (UTF8). NULL-terminated; kw and
+ * val have room for GW__STORE_PG_PARAMS entries. Pure: unit-tested. */
+#define GW__STORE_PG_PARAMS 6
+void gw__store_pg_params(const char *dsn, const char **kw, const char **val);
 
 /** Result helpers for backends: append bytes to op->out and note where they are. */
 void gw__store_out_field(gw__store_op_t *op, int field, const void *p, size_t n);

@@ -368,4 +368,4 @@ static void sq_run(void *vdb, gw__store_op_t *op)
         op->why = write ? "sqlite_write_failed" : "sqlite_read_failed";
 }
 
-const gw__store_backend_t gw__store_sqlite = {sq_open, sq_run, sq_close};
+const gw__store_backend_t gw__store_sqlite = {sq_open, sq_run, sq_close, NULL};

@@ -332,6 +332,12 @@ export async function startAgate(config, { args = [] } = {}) {
         if (!process.env.AGATE_IT_KEEP) fs.rmSync(dir, { recursive: true, force: true });
       }
     },
+    /** Ends it on purpose (SIGKILL by default: a crash), not a failure; stop() after it is a no-op. */
+    async kill(signal = 'SIGKILL') {
+      await h.kill(signal);
+      if (!process.env.AGATE_IT_KEEP) fs.rmSync(dir, { recursive: true, force: true });
+      this.stop = async () => {};
+    },
   };
 }
 

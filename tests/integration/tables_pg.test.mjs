@@ -1,102 +1,21 @@
 // Inference tables in a real PostgreSQL (INFERENCE_TABLES.md §6, §7.4) and JSONL crash safety.
 //
-// The test starts its own throwaway cluster (initdb into a temp dir, pg_ctl on a free loopback
-// port, socket in the temp dir), as the postgres user when run as root, and stops it at the end.
-// Queries go through psql (no client library in node). Scale: 2,000 requests per load (the
+// The test starts its own throwaway cluster (pg.mjs: initdb into a temp dir, pg_ctl on a free
+// loopback port), and stops it at the end. Queries go through psql (no client library in node). Scale: 2,000 requests per load (the
 // issue's 20,000 would take minutes under ASan for no extra coverage: the paths exercised —
 // batching, spill, replay, idempotent insert — are the same at 2,000, and the file must stay
 // well under ctest's timeout in both builds).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { startMock, startAgate, makeTempDir, deadPort, sleep, waitFor, http, WAIT_MS, stopEach } from './lib.mjs';
+import { startMock, startAgate, makeTempDir, sleep, waitFor, http, WAIT_MS, stopEach } from './lib.mjs';
+import { startCluster } from './pg.mjs';
 
-const run = promisify(execFile);
 const SRC = process.env.AGATE_SRC || path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const SANITIZED = !!process.env.AGATE_TEST_SANITIZED;
-
-// ---------------------------------------------------------------------------------------------
-// A throwaway PostgreSQL cluster
-
-function pgBinDir() {
-  const root = '/usr/lib/postgresql';
-  const versions = fs.existsSync(root) ? fs.readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
-  for (const v of versions) {
-    const bin = path.join(root, v, 'bin');
-    if (fs.existsSync(path.join(bin, 'initdb')) && fs.existsSync(path.join(bin, 'pg_ctl'))) return bin;
-  }
-  throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin (deploy/install-deps.sh --test installs them)');
-}
-
-class Cluster {
-  constructor() {
-    this.bin = pgBinDir();
-    this.dir = makeTempDir('agate-pg-');
-    this.data = path.join(this.dir, 'data');
-    this.log = path.join(this.dir, 'server.log');
-    this.port = 0;
-    this.running = false;
-    // initdb refuses to run as root: run the server tools as the postgres user then.
-    this.asUser = process.getuid && process.getuid() === 0 ? 'postgres' : null;
-    if (this.asUser) {
-      const uid = Number(execFileSync('id', ['-u', this.asUser]).toString().trim());
-      const gid = Number(execFileSync('id', ['-g', this.asUser]).toString().trim());
-      fs.chownSync(this.dir, uid, gid);
-    }
-  }
-
-  tool(name, args, opts = {}) {
-    const bin = path.join(this.bin, name);
-    const [cmd, argv] = this.asUser ? ['runuser', ['-u', this.asUser, '--', bin, ...args]] : [bin, args];
-    return run(cmd, argv, { timeout: 60_000, ...opts });
-  }
-
-  async init() {
-    await this.tool('initdb', ['-D', this.data, '-U', 'agate', '--auth=trust', '-E', 'UTF8', '--locale=C', '-N']);
-    this.port = await deadPort();
-    await this.start();
-  }
-
-  async start() {
-    const opts = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`;
-    await this.tool('pg_ctl', ['-D', this.data, '-l', this.log, '-w', '-t', '30', '-o', opts, 'start']);
-    this.running = true;
-  }
-
-  async stop(mode = 'fast') {
-    if (!this.running) return;
-    await this.tool('pg_ctl', ['-D', this.data, '-m', mode, '-w', '-t', '30', 'stop']);
-    this.running = false;
-  }
-
-  get dsn() {
-    return `postgresql://agate@127.0.0.1:${this.port}/postgres`;
-  }
-
-  /** Runs one SQL statement; returns rows as arrays of strings (unaligned, tuples only). */
-  async sql(q) {
-    const { stdout } = await run(path.join(this.bin, 'psql'),
-      ['-h', '127.0.0.1', '-p', String(this.port), '-U', 'agate', '-d', 'postgres', '-AtqX', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-c', q],
-      { timeout: 30_000, maxBuffer: 64 * 1024 * 1024 });
-    return stdout.split('\n').filter((l) => l !== '').map((l) => l.split('\t'));
-  }
-
-  destroySync() {
-    if (this.running) {
-      try {
-        const bin = path.join(this.bin, 'pg_ctl');
-        const [cmd, argv] = this.asUser ? ['runuser', ['-u', this.asUser, '--', bin]] : [bin, []];
-        execFileSync(cmd, [...argv, '-D', this.data, '-m', 'immediate', '-w', 'stop'], { stdio: 'ignore', timeout: 20_000 });
-      } catch { /* already down */ }
-      this.running = false;
-    }
-    if (!process.env.AGATE_IT_KEEP) fs.rmSync(this.dir, { recursive: true, force: true });
-  }
-}
 
 let pg;
 let mock;
@@ -106,12 +25,10 @@ process.on('exit', () => {
   for (const p of spawned) {
     try { p.kill('SIGKILL'); } catch { /* gone */ }
   }
-  pg?.destroySync();
 });
 
 before(async () => {
-  pg = new Cluster();
-  await pg.init();
+  pg = await startCluster();
   mock = await startMock();
 });
 after(async () => {
