@@ -38,8 +38,12 @@ static void respond_ready(gw_ctx_t *ctx, gw_req_t *r)
         gw_jgen_kv_cstr(j, "tables", ctx->sink->state);
     }
     if (ctx->store) {
-        /* A failing store means answers go out unstored (stored:false rows): not ready either. */
-        ready = ready && gw_store_ready(ctx->store);
+        /* A failing local store (SQLite: this instance's disk) makes the instance not ready. A
+         * shared one (PostgreSQL) fails on every instance at once: readiness would take the
+         * whole fleet out of its balancer although each instance still answers (unstored), so
+         * it is reported here and in agate_store_up, and readiness stays with the replicas. */
+        bool shared = gw_store_cfg(ctx->store)->backend == GW_STORE_POSTGRES;
+        ready = ready && (shared || gw_store_ready(ctx->store));
         gw_jgen_kv_cstr(j, "store", gw_store_state(ctx->store));
     }
     gw_jgen_kv_cstr(j, "status", ready ? "ready" : "not_ready");
