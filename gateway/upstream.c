@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "gateway/log.h"
 
@@ -20,6 +22,8 @@ struct gw_upctx {
     bool closing;
     gw_upctx_batch_cb batch_cb;
     void *batch_ud;
+    struct sock_ctx **socks; /** by fd: a poll handle per upstream socket, for the socket's life */
+    size_t n_socks;
 };
 
 struct gw_up {
@@ -36,10 +40,16 @@ struct gw_up {
     gw_up_t *next_dead;
 };
 
+/* One per upstream socket, from its opening (open_socket) to its closing (close_socket), not per
+ * transfer: a kept-alive connection reused by the next transfer costs no poll handle setup
+ * (uv_poll_init's FIONBIO and epoll probe) and no epoll_ctl while its event mask stays the same. */
 struct sock_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
     gw_upctx_t *u;
+    bool idle;   /** no transfer on it (curl said REMOVE): readable now means the peer closed */
+    bool polling;
+    int events;
 };
 
 static void drain_info(gw_upctx_t *u);
@@ -81,6 +91,13 @@ static void socket_action(gw_upctx_t *u, curl_socket_t fd, int flags)
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     struct sock_ctx *sc = h->data;
+    if (sc->idle) {
+        /* An idle kept-alive connection became readable (closed, or junk): stop watching it;
+         * curl finds it dead when it next considers reusing it, and closes it. */
+        uv_poll_stop(&sc->poll);
+        sc->polling = false;
+        return;
+    }
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -98,17 +115,53 @@ static void on_poll_closed(uv_handle_t *h)
     free(h->data);
 }
 
+static struct sock_ctx *sock_at(gw_upctx_t *u, curl_socket_t fd)
+{
+    return fd >= 0 && (size_t)fd < u->n_socks ? u->socks[fd] : NULL;
+}
+
+/* Forget fd's handle (its socket is closing, or the number was reused by a socket that did not
+ * go through close_socket): the handle stops watching before the fd number can mean another. */
+static void sock_forget(gw_upctx_t *u, curl_socket_t fd)
+{
+    struct sock_ctx *sc = sock_at(u, fd);
+    if (!sc)
+        return;
+    u->socks[fd] = NULL;
+    uv_close((uv_handle_t *)&sc->poll, on_poll_closed); /* epoll_ctl DEL now, before close(fd) */
+}
+
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)purpose;
+    gw_upctx_t *u = clientp;
+    curl_socket_t fd = socket(a->family, a->socktype, a->protocol);
+    if (fd != CURL_SOCKET_BAD)
+        sock_forget(u, fd); /* a stale entry under this number */
+    return fd;
+}
+
+static int close_socket(void *clientp, curl_socket_t fd)
+{
+    sock_forget(clientp, fd);
+    return close(fd);
+}
+
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     (void)easy;
+    (void)socketp;
     gw_upctx_t *u = userp;
-    struct sock_ctx *sc = socketp;
+    struct sock_ctx *sc = sock_at(u, fd);
     if (what == CURL_POLL_REMOVE) {
+        /* The transfer is over; the connection may stay in curl's cache. Keep watching for
+         * readability (the mask a transfer ends with, so no epoll_ctl) to see it close. */
         if (sc) {
-            /* Stop now: curl may close the fd right after this returns. */
-            uv_poll_stop(&sc->poll);
-            uv_close((uv_handle_t *)&sc->poll, on_poll_closed);
-            curl_multi_assign(u->multi, fd, NULL);
+            sc->idle = true;
+            if (sc->polling && sc->events != UV_READABLE) {
+                uv_poll_start(&sc->poll, UV_READABLE, on_poll);
+                sc->events = UV_READABLE;
+            }
         }
         return 0;
     }
@@ -121,14 +174,27 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
             return -1;
         }
         sc->poll.data = sc;
-        curl_multi_assign(u->multi, fd, sc);
+        if ((size_t)fd >= u->n_socks) {
+            size_t n = u->n_socks ? u->n_socks : 64;
+            while (n <= (size_t)fd)
+                n *= 2;
+            u->socks = gw_xrealloc(u->socks, n * sizeof(*u->socks));
+            memset(u->socks + u->n_socks, 0, (n - u->n_socks) * sizeof(*u->socks));
+            u->n_socks = n;
+        }
+        u->socks[fd] = sc;
     }
     int events = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
         events |= UV_READABLE;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
-    uv_poll_start(&sc->poll, events, on_poll);
+    sc->idle = false;
+    if (!sc->polling || sc->events != events) {
+        uv_poll_start(&sc->poll, events, on_poll);
+        sc->polling = true;
+        sc->events = events;
+    }
     return 0;
 }
 
@@ -320,8 +386,12 @@ void gw_upctx_free(gw_upctx_t *u)
         return;
     u->closing = true;
     bury_dead(u);
-    /* Remaining easy handles belong to owners that are being torn down too. */
+    /* Remaining easy handles belong to owners that are being torn down too. Closing the cached
+     * connections goes through close_socket, which closes their poll handles. */
     curl_multi_cleanup(u->multi);
+    for (size_t fd = 0; fd < u->n_socks; fd++)
+        sock_forget(u, (curl_socket_t)fd);
+    free(u->socks);
     uv_close((uv_handle_t *)&u->timer, on_ctx_timer_closed);
 }
 
@@ -393,6 +463,10 @@ gw_up_t *gw_up_start(gw_upctx_t *u, const gw_up_req_t *req, const gw_up_cb_t *cb
     curl_easy_setopt(e, CURLOPT_PRIVATE, up);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, up->errbuf);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "agate/" AGATE_VERSION);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, u);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, u);
     if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
         up_free(up);
         return NULL;

@@ -43,7 +43,7 @@ static void check_same(const unsigned char *s, size_t n)
     gw_json_escape(&got, (const char *)s, n);
     reference_escape(&want, s, n);
     cr_assert_eq(got.len, want.len, "escaped length %zu, reference %zu (input of %zu bytes)", got.len, want.len, n);
-    cr_assert(memcmp(got.base, want.base, got.len) == 0, "escaped bytes differ from the reference");
+    cr_assert(got.len == 0 || memcmp(got.base, want.base, got.len) == 0, "escaped bytes differ from the reference");
     gw_buf_dispose(&got);
     gw_buf_dispose(&want);
 }
