@@ -139,12 +139,39 @@ static void submit(gw_conn_t *c, struct wreq *w, bool chunk)
         wreq_put(w);
         return;
     }
-    if (c->queued == 0 && c->state == C_HANDLING)
-        uv_timer_start(&c->timer, gw__conn_on_timer, (uint64_t)c->limits->write_timeout_ms, 0);
-    c->queued += w->total;
     if (c->req)
         c->req->bytes_out += w->total;
-    int rc = uv_write(&w->w, (uv_stream_t *)&c->tcp, bufs, (unsigned)n, on_write);
+    uv_buf_t *rest = bufs;
+    if (c->queued == 0) {
+        /* Nothing in flight: write now. A socket that takes it all costs one writev and no
+         * write request, callback or epoll_ctl (uv_write would re-arm the watcher each time). */
+        int done = uv_try_write((uv_stream_t *)&c->tcp, bufs, (unsigned)n);
+        if (done == (int)w->total) {
+            wreq_put(w);
+            if (c->req && c->state == C_HANDLING)
+                uv_timer_stop(&c->timer); /* as on_write does once nothing is queued */
+            return;
+        }
+        if (done < 0 && done != UV_EAGAIN) {
+            wreq_put(w);
+            gw__conn_close(c);
+            return;
+        }
+        for (size_t left = done > 0 ? (size_t)done : 0; left;) { /* skip what was written */
+            size_t k = left < rest->len ? left : rest->len;
+            rest->base += k;
+            rest->len -= k;
+            left -= k;
+            if (!rest->len) {
+                rest++;
+                n--;
+            }
+        }
+        if (c->state == C_HANDLING)
+            uv_timer_start(&c->timer, gw__conn_on_timer, (uint64_t)c->limits->write_timeout_ms, 0);
+    }
+    c->queued += w->total;
+    int rc = uv_write(&w->w, (uv_stream_t *)&c->tcp, rest, (unsigned)n, on_write);
     if (rc < 0) {
         c->queued -= w->total;
         wreq_put(w);
