@@ -175,14 +175,13 @@ static void flush(gw_call_t *c)
         gw_req_stream_start(c->r, 200, "text/event-stream; charset=utf-8", common_headers(c, NULL, true));
     }
     if (c->headers_sent) {
-        if (out->len) {
-            gw_req_stream_write(c->r, out);
-            uv_timer_start(&c->ka_timer, on_ka_timer, (uint64_t)c->cfg->limits.sse_keepalive_ms, 0);
-        }
-        if (gw_stream_ended(s)) {
-            gw_req_stream_end(c->r);
+        /* Head, bytes and end in one write when they are ready together. */
+        bool wrote = out->len > 0, last = gw_stream_ended(s);
+        gw_req_stream_send(c->r, out, last);
+        if (last)
             complete(c);
-        }
+        else if (wrote)
+            uv_timer_start(&c->ka_timer, on_ka_timer, (uint64_t)c->cfg->limits.sse_keepalive_ms, 0);
         return;
     }
     if (!gw_stream_ended(s))

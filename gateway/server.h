@@ -90,11 +90,15 @@ const char *gw_req_peer(const gw_req_t *r);
 void gw_req_set_event_cb(gw_req_t *r, gw_req_event_cb cb, void *ud);
 /** Whole response with Content-Length. extra_headers: "Name: value\r\n" lines or NULL. */
 void gw_req_respond(gw_req_t *r, int status, const char *content_type, const char *extra_headers, gw_str_t body);
-/** Start a streamed (chunked) response. */
+/** Start a streamed (chunked) response. The head goes out with the first gw_req_stream_send. */
 void gw_req_stream_start(gw_req_t *r, int status, const char *content_type, const char *extra_headers);
-/** Queue b's bytes as one chunk; takes the bytes (b is left empty, ready for reuse). */
+/** Queue the pending head (if any), b's bytes as one chunk and, when last, the terminating chunk,
+ * in one write; takes the bytes (b is left empty, ready for reuse). With last the response is
+ * complete once queued bytes are written. */
+void gw_req_stream_send(gw_req_t *r, gw_buf_t *b, bool last);
+/** gw_req_stream_send(r, b, false). */
 void gw_req_stream_write(gw_req_t *r, gw_buf_t *b);
-/** Terminating chunk; the response is complete once queued bytes are written. */
+/** gw_req_stream_send with no bytes and last. */
 void gw_req_stream_end(gw_req_t *r);
 /** Bytes queued for the client and not yet written. */
 size_t gw_req_write_queue(const gw_req_t *r);

@@ -32,6 +32,7 @@ struct gw_req {
     gw_buf_t field, value; /** header span being assembled */
     bool in_value;
     gw_buf_t body;
+    gw_buf_t head_pending; /** streamed response's head, sent with its first bytes (one write) */
     size_t body_bytes;
     uint64_t start_ns;
     int64_t start_us;

@@ -15,6 +15,7 @@
 struct wreq {
     uv_write_t w;
     gw_conn_t *c;
+    gw_buf_t pre;  /** a streamed response's head, when this write is its first */
     gw_buf_t data;
     char head[24], tail[8];
     size_t total;
@@ -45,6 +46,7 @@ void gw__req_unref(gw_req_t *r)
     gw_buf_dispose(&r->field);
     gw_buf_dispose(&r->value);
     gw_buf_dispose(&r->body);
+    gw_buf_dispose(&r->head_pending);
     free(r->hdrs);
     gw_arena_free(r->arena);
     free(r);
@@ -70,6 +72,7 @@ static struct wreq *wreq_get(gw_conn_t *c)
         wreq_pool = w->next;
         wreq_pool_n--;
         gw_buf_reset(&w->data);
+        gw_buf_reset(&w->pre);
     } else {
         w = gw_xcalloc(1, sizeof(*w));
     }
@@ -82,11 +85,14 @@ static void wreq_put(struct wreq *w)
 {
     if (wreq_pool_n >= POOL_WREQS) {
         gw_buf_dispose(&w->data);
+        gw_buf_dispose(&w->pre);
         free(w);
         return;
     }
     if (w->data.cap > POOL_WREQ_BYTES)
         gw_buf_dispose(&w->data);
+    if (w->pre.cap > POOL_WREQ_BYTES)
+        gw_buf_dispose(&w->pre);
     w->next = wreq_pool;
     wreq_pool = w;
     wreq_pool_n++;
@@ -119,11 +125,15 @@ static void on_write(uv_write_t *uw, int status)
         gw__conn_finish(c);
 }
 
-static void submit(gw_conn_t *c, struct wreq *w, bool chunk)
+/* One write: [w->pre][chunk size line, w->data, CRLF when chunk][the last-chunk "0\r\n\r\n" when
+ * last]: a streamed response's head, bytes and end that are ready together cost one writev. */
+static void submit_parts(gw_conn_t *c, struct wreq *w, bool chunk, bool last)
 {
-    uv_buf_t bufs[3];
+    uv_buf_t bufs[4];
     int n = 0;
     size_t hl = 0, tl = 0;
+    if (w->pre.len)
+        bufs[n++] = uv_buf_init(w->pre.base, (unsigned)w->pre.len);
     if (chunk && w->data.len) {
         hl = (size_t)snprintf(w->head, sizeof(w->head), "%zx\r\n", w->data.len);
         memcpy(w->tail, "\r\n", 2);
@@ -132,9 +142,13 @@ static void submit(gw_conn_t *c, struct wreq *w, bool chunk)
     }
     if (w->data.len)
         bufs[n++] = uv_buf_init(w->data.base, (unsigned)w->data.len);
+    if (last) {
+        memcpy(w->tail + tl, "0\r\n\r\n", 5);
+        tl += 5;
+    }
     if (tl)
         bufs[n++] = uv_buf_init(w->tail, (unsigned)tl);
-    w->total = hl + w->data.len + tl;
+    w->total = w->pre.len + hl + w->data.len + tl;
     if (n == 0) {
         wreq_put(w);
         return;
@@ -213,7 +227,7 @@ void gw_req_respond(gw_req_t *r, int status, const char *content_type, const cha
     if (strcmp(r->method ? r->method : "", "HEAD") != 0)
         gw_buf_append_str(&w->data, body);
     r->ended = true;
-    submit(c, w, false);
+    submit_parts(c, w, false, false);
     if (c->state == C_HANDLING && c->queued == 0)
         gw__conn_finish(c);
 }
@@ -228,45 +242,52 @@ void gw_req_stream_start(gw_req_t *r, int status, const char *content_type, cons
     r->chunked = !r->http10;
     if (!r->chunked)
         c->keepalive = false;
-    struct wreq *w = wreq_get(c);
-    put_head(r, &w->data, status, content_type, extra_headers, -1);
-    submit(c, w, false);
+    /* The head waits for the first bytes (gw_req_stream_send), to go out in the same write. */
+    gw_buf_reset(&r->head_pending);
+    put_head(r, &r->head_pending, status, content_type, extra_headers, -1);
+}
+
+void gw_req_stream_send(gw_req_t *r, gw_buf_t *b, bool last)
+{
+    gw_conn_t *c = r->conn;
+    if (!c || c->state == C_CLOSING || r->ended) {
+        gw_buf_reset(b);
+        r->ended = r->ended || last;
+        return;
+    }
+    if (b->len || r->head_pending.len || (last && r->chunked)) {
+        struct wreq *w = wreq_get(c);
+        gw_buf_t tmp = w->data; /* swap: the caller keeps an empty buffer with capacity */
+        w->data = *b;
+        *b = tmp;
+        gw_buf_reset(b);
+        tmp = w->pre;
+        w->pre = r->head_pending;
+        r->head_pending = tmp;
+        gw_buf_reset(&r->head_pending);
+        submit_parts(c, w, r->chunked, last && r->chunked);
+    }
+    if (!last) {
+        if (c->queued > GW_WRITE_HIGH_WATERMARK)
+            r->above_high = true;
+        return;
+    }
+    r->ended = true;
+    if (c->state == C_HANDLING && c->queued == 0)
+        gw__conn_finish(c);
 }
 
 void gw_req_stream_write(gw_req_t *r, gw_buf_t *b)
 {
-    gw_conn_t *c = r->conn;
-    if (!b->len)
-        return;
-    if (!c || c->state == C_CLOSING || r->ended) {
-        gw_buf_reset(b);
-        return;
-    }
-    struct wreq *w = wreq_get(c);
-    gw_buf_t tmp = w->data; /* swap: the caller keeps an empty buffer with capacity */
-    w->data = *b;
-    *b = tmp;
-    gw_buf_reset(b);
-    submit(c, w, r->chunked);
-    if (c->queued > GW_WRITE_HIGH_WATERMARK)
-        r->above_high = true;
+    gw_req_stream_send(r, b, false);
 }
 
 void gw_req_stream_end(gw_req_t *r)
 {
-    gw_conn_t *c = r->conn;
-    if (r->ended)
-        return;
-    r->ended = true;
-    if (!c || c->state == C_CLOSING)
-        return;
-    if (r->chunked) {
-        struct wreq *w = wreq_get(c);
-        gw_buf_append_cstr(&w->data, "0\r\n\r\n");
-        submit(c, w, false);
-    }
-    if (c->state == C_HANDLING && c->queued == 0)
-        gw__conn_finish(c);
+    gw_buf_t none;
+    gw_buf_init(&none);
+    gw_req_stream_send(r, &none, true);
+    gw_buf_dispose(&none);
 }
 
 /* ---------------- request accessors ---------------- */
