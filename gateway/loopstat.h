@@ -1,7 +1,9 @@
-/* gw_loopstat: how long the event loop runs between two waits for I/O, as the histogram
- * agate_loop_busy_seconds. Every client of a worker waits while one iteration runs, so this is
- * the latency any one request can add to all the others (issue 15: the loop must never block more
- * than a few ms on one request). Wall time from libuv's own idle-time metric: no syscall added. */
+/* gw_loopstat: how long the event loop keeps its clients waiting, as the histogram
+ * agate_loop_lag_seconds: a probe timer due every 20 ms records how late it ran. Every client of a
+ * worker waits while one iteration runs, so a late probe is the latency one heavy step added to all
+ * the others (issue 15: the loop must never block more than a few ms on one request).
+ * Not libuv's idle-time metric: that one makes every blocking epoll_wait a pair (a 0 ms poll
+ * first), a syscall per loop iteration under load; the probe costs 50 timer wakeups a second. */
 #ifndef GW_LOOPSTAT_H
 #define GW_LOOPSTAT_H
 
@@ -11,7 +13,7 @@
 
 typedef struct gw_loopstat gw_loopstat_t;
 
-/** Starts measuring loop's iterations into a histogram registered in m. */
+/** Starts probing loop into a histogram registered in m. */
 gw_loopstat_t *gw_loopstat_new(uv_loop_t *loop, gw_metrics_t *m);
 /** Stops; the object frees itself once its handle has closed. NULL is a no-op. */
 void gw_loopstat_close(gw_loopstat_t *ls);
