@@ -453,9 +453,11 @@ gw_up_t *gw_up_start(gw_upctx_t *u, const gw_up_req_t *req, const gw_up_cb_t *cb
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->total_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    /* 4 KiB receive buffer instead of 16: SSE events are small and a stream holds the buffer
-     * for its whole life (memory per open stream); bigger reads just take more callbacks. */
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
+    /* 16 KiB receive buffer: a whole-body answer of a few KiB is one recvfrom, and curl's poll
+     * between reads goes with the second read. An open stream holds it for its life, but only
+     * the pages its reads touch are resident: bench/run.sh measured 31.5 KB per idle stream
+     * against 31.0 KB with 4 KiB, for two syscalls fewer per whole-body request. */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 16384L);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, up);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
