@@ -13,6 +13,7 @@ typedef struct {
     const char *p, *end;
     gw_arena_t *a;
     int depth;
+    const char *content_at, *content_end; /** choice 0's delta.content string, quotes included */
 } sc_t;
 
 #define TRY(x)                                                                                               \
@@ -370,8 +371,16 @@ static bool is(gw_str_t k, const char *lit, size_t n)
 static int delta_member(sc_t *s, gw_str_t k, void *ctx, unsigned *seen)
 {
     cc_chunk_t *c = ctx;
-    if (IS(k, "content"))
-        return once(seen, 1) || str_value(s, &c->content);
+    if (IS(k, "content")) {
+        const char *at = s->p;
+        if (once(seen, 1) || str_value(s, &c->content))
+            return -1;
+        if (c->content.base) {
+            s->content_at = at;
+            s->content_end = s->p;
+        }
+        return 0;
+    }
     if (IS(k, "reasoning_content"))
         return once(seen, 2) || str_value(s, &c->reasoning_content);
     if (IS(k, "reasoning"))
@@ -550,4 +559,63 @@ int cc_scan_chunk(gw_arena_t *scratch, const char *p, size_t n, cc_chunk_t *out)
         return CC_SCAN_OTHER;
     ws(&s);
     return s.p == s.end ? CC_SCAN_OK : CC_SCAN_OTHER;
+}
+
+/* A chunk whose bytes equal the previous one's outside the content string reads the same outside
+ * it: only the content string is scanned, the other fields are the memo's, moved to the new bytes. */
+static bool rebase(gw_str_t *v, const char *old, size_t n, const char *new_base)
+{
+    if (!v->base)
+        return true;
+    if (v->base < old || v->base + v->len > old + n)
+        return false; /* decoded into the scratch arena: gone */
+    v->base = new_base + (v->base - old);
+    return true;
+}
+
+static bool memo_hit(cc_scan_memo_t *m, gw_arena_t *scratch, const char *p, size_t n, cc_chunk_t *out)
+{
+    if (!m->ok || n < m->cs || memcmp(p, m->prev, m->cs) != 0)
+        return false;
+    sc_t s = {.p = p + m->cs, .end = p + n, .a = scratch};
+    gw_str_t content;
+    if (string(&s, &content) < 0 || !content.base)
+        return false;
+    size_t e = (size_t)(s.p - p);
+    if (n - e != m->len - m->ce || memcmp(p + e, m->prev + m->ce, n - e) != 0)
+        return false;
+    *out = m->res;
+    rebase(&out->model, m->prev, m->len, p);
+    rebase(&out->finish_reason, m->prev, m->len, p);
+    out->content = content;
+    return true;
+}
+
+int cc_scan_chunk_memo(cc_scan_memo_t *m, gw_arena_t *scratch, const char *p, size_t n, cc_chunk_t *out)
+{
+    if (memo_hit(m, scratch, p, n, out)) {
+        m->hits++;
+        return CC_SCAN_OK;
+    }
+    m->ok = false;
+    sc_t s = {.p = p, .end = p + n, .a = scratch};
+    memset(out, 0, sizeof(*out));
+    ws(&s);
+    if (s.p >= s.end || *s.p != '{' || object(&s, top_member, out) < 0)
+        return CC_SCAN_OTHER;
+    ws(&s);
+    if (s.p != s.end)
+        return CC_SCAN_OTHER;
+    /* Remember a plain text chunk: only content may differ next time. */
+    if (s.content_at && n <= sizeof(m->prev) && !out->reasoning_content.base && !out->reasoning.base &&
+        !out->refusal.base && !out->usage) {
+        m->res = *out;
+        memcpy(m->prev, p, n);
+        m->len = n;
+        m->cs = (size_t)(s.content_at - p);
+        m->ce = (size_t)(s.content_end - p);
+        m->ok = rebase(&m->res.model, p, n, m->prev) && rebase(&m->res.finish_reason, p, n, m->prev);
+        m->res.content = GW_STR_NULL;
+    }
+    return CC_SCAN_OK;
 }

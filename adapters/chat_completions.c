@@ -31,6 +31,7 @@ struct tool_call {
 
 struct ad_state {
     const ad_emit_t *em;
+    cc_scan_memo_t memo;
     gw_arena_t *scratch; /** borrowed, shared: one upstream event's JSON tree, reset per event */
     ad_body_t body;      /** SSE, or a whole JSON completion answering a stream request (§8) */
     bool begun, finished, done_seen, stopped, model_seen;
@@ -522,7 +523,7 @@ static int on_sse_event(void *ud, gw_str_t event, gw_str_t data)
         return end_stream(s);
     }
     cc_chunk_t chunk;
-    if (!ad__cc_scan_off && cc_scan_chunk(s->scratch, data.base, data.len, &chunk) == CC_SCAN_OK)
+    if (!ad__cc_scan_off && cc_scan_chunk_memo(&s->memo, s->scratch, data.base, data.len, &chunk) == CC_SCAN_OK)
         return on_chunk(s, &chunk);
     if (gw_json_parse(s->scratch, data.base, data.len, &ev, &perr) < 0)
         return fail_with(s, GW_ERR_UPSTREAM, "upstream sent invalid JSON in its stream");
