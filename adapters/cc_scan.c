@@ -550,15 +550,21 @@ static int top_member(sc_t *s, gw_str_t k, void *ctx, unsigned *seen)
     return value(s);
 }
 
+/* The whole chunk: one object and nothing after it. */
+static int scan(sc_t *s, cc_chunk_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    ws(s);
+    if (s->p >= s->end || *s->p != '{' || object(s, top_member, out) < 0)
+        return CC_SCAN_OTHER;
+    ws(s);
+    return s->p == s->end ? CC_SCAN_OK : CC_SCAN_OTHER;
+}
+
 int cc_scan_chunk(gw_arena_t *scratch, const char *p, size_t n, cc_chunk_t *out)
 {
     sc_t s = {.p = p, .end = p + n, .a = scratch};
-    memset(out, 0, sizeof(*out));
-    ws(&s);
-    if (s.p >= s.end || *s.p != '{' || object(&s, top_member, out) < 0)
-        return CC_SCAN_OTHER;
-    ws(&s);
-    return s.p == s.end ? CC_SCAN_OK : CC_SCAN_OTHER;
+    return scan(&s, out);
 }
 
 /* A chunk whose bytes equal the previous one's outside the content string reads the same outside
@@ -599,12 +605,7 @@ int cc_scan_chunk_memo(cc_scan_memo_t *m, gw_arena_t *scratch, const char *p, si
     }
     m->ok = false;
     sc_t s = {.p = p, .end = p + n, .a = scratch};
-    memset(out, 0, sizeof(*out));
-    ws(&s);
-    if (s.p >= s.end || *s.p != '{' || object(&s, top_member, out) < 0)
-        return CC_SCAN_OTHER;
-    ws(&s);
-    if (s.p != s.end)
+    if (scan(&s, out) != CC_SCAN_OK)
         return CC_SCAN_OTHER;
     /* Remember a plain text chunk: only content may differ next time. */
     if (s.content_at && n <= sizeof(m->prev) && !out->reasoning_content.base && !out->reasoning.base &&
